@@ -1,0 +1,334 @@
+"""Call lifecycle: the only code that changes Call rows.
+
+Each function checks, changes the database inside a transaction, and queues the pushes that
+follow (sent after commit through calls.events). Every state change is a conditional UPDATE on
+the status the change starts from, so two workers that race to end the same call (a hang-up and
+a ring timeout, two sweeps) agree: exactly one wins and only the winner notifies anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calls import events, presence, protocol
+from calls.exceptions import CallError
+from calls.models import Call
+
+logger = logging.getLogger(__name__)
+
+S = Call.Status
+R = Call.EndReason
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _user_status_payload(user, status: str) -> dict:
+    return protocol.user_payload(user, status=status)
+
+
+def _set_status_on_commit(user, status: str) -> None:
+    """Busy/available is shown to everyone; published only once the change is committed."""
+
+    def apply():
+        presence.get_presence().set_status(user.pk, status)
+
+    transaction.on_commit(apply)
+    events.send_on_commit(
+        event_type="presence.update",
+        everyone=True,
+        user=_user_status_payload(user, status),
+        event=status,
+    )
+
+
+def _lock_call(call_id: uuid.UUID) -> Call:
+    call = Call.objects.select_for_update().select_related("caller", "callee").filter(pk=call_id).first()
+    if call is None:
+        raise CallError(protocol.UNKNOWN_CALL, "There is no such call.")
+    return call
+
+
+def _require_participant(call: Call, user) -> None:
+    if user.pk not in (call.caller_id, call.callee_id):
+        raise CallError(protocol.NOT_ALLOWED, "You are not part of this call.")
+
+
+def _ended(call: Call, reason: str, *, to_caller: bool = True, to_callee: bool = True) -> None:
+    """Tell both sides a call is over: the caller's connection, and the callee's connection in an
+    answered call or every ringing connection of the callee."""
+    payload = {"call_id": str(call.call_id), "reason": reason}
+    if to_caller and call.caller_channel:
+        events.send_on_commit(event_type="calls.ended", channel=call.caller_channel, **payload)
+    if to_callee:
+        if call.answered_at is None:
+            # direct=False: only the callee's connections that are ringing for it pass it on.
+            events.send_on_commit(event_type="calls.ended", user_id=call.callee_id, direct=False, **payload)
+        elif call.callee_channel:
+            events.send_on_commit(event_type="calls.ended", channel=call.callee_channel, **payload)
+
+
+def _finish(call: Call, *, reason: str, ended_by=None, now: datetime | None = None) -> bool:
+    """Move a live call to its terminal status. False when someone else already ended it."""
+    now = now or timezone.now()
+    status = S.COMPLETED if call.answered_at else (S.DECLINED if reason == R.DECLINED else S.MISSED)
+    changed = Call.objects.filter(pk=call.pk, status=call.status).update(
+        status=status, ended_at=now, end_reason=reason, ended_by=ended_by
+    )
+    if not changed:
+        return False
+    was_active = call.status == S.ACTIVE
+    call.status, call.ended_at, call.end_reason, call.ended_by = status, now, reason, ended_by
+    if was_active:
+        _set_status_on_commit(call.caller, presence.AVAILABLE)
+        _set_status_on_commit(call.callee, presence.AVAILABLE)
+    logger.info("call %s ended: %s (%s)", call.call_id, status, reason)
+    return True
+
+
+# --- the lifecycle --------------------------------------------------------------------------------
+
+def call_invite(
+    *, caller, call_id: uuid.UUID, callee_username: str, media: tuple[str, ...], caller_channel: str,
+    is_online,
+) -> Call:
+    """Start a call. Ends at once (as `offline` or `busy`) when the callee cannot ring."""
+    if callee_username == caller.username:
+        raise CallError(protocol.NOT_ALLOWED, "You cannot call yourself.")
+    User = get_user_model()
+    callee = User.objects.filter(username=callee_username, is_active=True).first()
+    if callee is None:
+        raise CallError(protocol.UNKNOWN_USER, f"There is no user called {callee_username!r}.")
+    with transaction.atomic():
+        # Lock both people, always in the same order, so two invites crossing each other cannot
+        # both find the other free (one call per user holds across workers).
+        list(User.objects.select_for_update().filter(pk__in=[caller.pk, callee.pk]).order_by("pk"))
+        if Call.objects.filter(pk=call_id).exists():
+            raise CallError(protocol.BAD_STATE, "This call_id was used before; pick a fresh one.")
+        if _live_call_exists(caller):
+            raise CallError(protocol.BAD_STATE, "You are already in a call.")
+        call = Call(
+            call_id=call_id, caller=caller, callee=callee, media=",".join(media), caller_channel=caller_channel
+        )
+        callee_online = is_online(callee.pk)
+        if not callee_online or _live_call_exists(callee):
+            reason = R.OFFLINE if not callee_online else R.BUSY
+            call.status, call.end_reason, call.ended_at = S.MISSED, reason, timezone.now()
+            call.save(force_insert=True)
+            _ended(call, reason, to_callee=False)
+            logger.info("call %s from %s to %s: %s", call_id, caller, callee, reason)
+            return call
+        call.save(force_insert=True)
+        events.send_on_commit(
+            event_type="calls.invite",
+            user_id=callee.pk,
+            call_id=str(call_id),
+            caller_channel=caller_channel,
+            media=list(media),
+            **{"from": _user_status_payload(caller, presence.AVAILABLE)},
+        )
+    logger.info("call %s from %s to %s: ringing", call_id, caller, callee)
+    return call
+
+
+def _live_call_exists(user) -> bool:
+    return Call.objects.filter(Q(caller=user) | Q(callee=user), status__in=Call.LIVE_STATUSES).exists()
+
+
+@transaction.atomic
+def call_accept(*, user, call_id: uuid.UUID, channel: str) -> Call:
+    """The callee answers on one connection; the caller and that connection are told, and the
+    callee's other connections stop ringing."""
+    call = _lock_call(call_id)
+    _require_participant(call, user)
+    if user.pk != call.callee_id:
+        raise CallError(protocol.NOT_ALLOWED, "Only the person called can accept.")
+    if call.status != S.RINGING:
+        raise CallError(protocol.BAD_STATE, f"This call is {call.status}; it cannot be accepted.")
+    now = timezone.now()
+    Call.objects.filter(pk=call.pk).update(status=S.ACTIVE, answered_at=now, callee_channel=channel)
+    call.status, call.answered_at, call.callee_channel = S.ACTIVE, now, channel
+    common = {"call_id": str(call_id), "media": call.media_list}
+    events.send_on_commit(
+        event_type="calls.accepted", channel=call.caller_channel, polite=False,
+        peer_channel=channel, peer=call.callee.username, **common,
+    )
+    events.send_on_commit(
+        event_type="calls.accepted", channel=channel, polite=True,
+        peer_channel=call.caller_channel, peer=call.caller.username, **common,
+    )
+    events.send_on_commit(
+        event_type="calls.answered_elsewhere", user_id=call.callee_id, except_channel=channel, **common
+    )
+    _set_status_on_commit(call.caller, presence.BUSY)
+    _set_status_on_commit(call.callee, presence.BUSY)
+    logger.info("call %s accepted by %s", call_id, user)
+    return call
+
+
+@transaction.atomic
+def call_decline(*, user, call_id: uuid.UUID) -> Call:
+    call = _lock_call(call_id)
+    _require_participant(call, user)
+    if user.pk != call.callee_id:
+        raise CallError(protocol.NOT_ALLOWED, "Only the person called can decline; use hangup to cancel.")
+    if call.status != S.RINGING:
+        raise CallError(protocol.BAD_STATE, f"This call is {call.status}; it cannot be declined.")
+    _finish(call, reason=R.DECLINED, ended_by=user)
+    _ended(call, R.DECLINED)
+    return call
+
+
+@transaction.atomic
+def call_hangup(*, user, call_id: uuid.UUID) -> Call:
+    """Hang up an answered call, or cancel (caller) / decline (callee) one that still rings."""
+    call = _lock_call(call_id)
+    _require_participant(call, user)
+    if not call.is_live:
+        raise CallError(protocol.BAD_STATE, f"This call has already ended ({call.end_reason}).")
+    if call.status == S.RINGING:
+        reason = R.CANCELLED if user.pk == call.caller_id else R.DECLINED
+    else:
+        reason = R.HANGUP
+    _finish(call, reason=reason, ended_by=user)
+    _ended(call, reason)
+    return call
+
+
+@transaction.atomic
+def call_expire_ringing(*, call_id: uuid.UUID, ring_timeout_s: float, now: datetime | None = None) -> bool:
+    """Ring timeout: a call nobody answered in time becomes a missed call."""
+    now = now or timezone.now()
+    call = Call.objects.select_for_update().select_related("caller", "callee").filter(pk=call_id).first()
+    if call is None or call.status != S.RINGING:
+        return False
+    if call.created_at > now - timedelta(seconds=ring_timeout_s):
+        return False
+    if _finish(call, reason=R.MISSED, now=now):
+        _ended(call, R.MISSED)
+        return True
+    return False
+
+
+def _side(call: Call, user_id: int) -> str:
+    return "caller" if user_id == call.caller_id else "callee"
+
+
+def _peer_channel(call: Call, user_id: int) -> str:
+    return call.callee_channel if user_id == call.caller_id else call.caller_channel
+
+
+@transaction.atomic
+def call_detach(*, user, call_id: uuid.UUID, channel: str) -> bool:
+    """A participant's connection went away; the call waits a grace period for it to resume."""
+    call = Call.objects.select_for_update().filter(pk=call_id).first()
+    if call is None or not call.is_live:
+        return False
+    side = _side(call, user.pk)
+    if getattr(call, f"{side}_channel") != channel:
+        return False  # another of the user's connections holds the call now
+    Call.objects.filter(pk=call.pk).update(**{f"{side}_channel": "", f"{side}_detached_at": timezone.now()})
+    peer = _peer_channel(call, user.pk)
+    if call.status == S.ACTIVE and peer:
+        events.send_on_commit(event_type="calls.peer_moved", channel=peer, call_id=str(call_id), peer_channel="")
+    logger.info("call %s: %s connection lost, waiting for it to come back", call_id, side)
+    return True
+
+
+@transaction.atomic
+def call_resume(*, user, call_id: uuid.UUID, channel: str) -> tuple[Call, str]:
+    """A participant's new connection takes over its side of a live call (after a reconnect).
+
+    Returns the call and the peer's current channel ("" while the peer is away too)."""
+    call = _lock_call(call_id)
+    _require_participant(call, user)
+    if not call.is_live:
+        raise CallError(protocol.BAD_STATE, f"This call has already ended ({call.end_reason}).")
+    if call.status == S.RINGING and user.pk == call.callee_id:
+        raise CallError(protocol.BAD_STATE, "Answer the call with accept.")
+    side = _side(call, user.pk)
+    Call.objects.filter(pk=call.pk).update(**{f"{side}_channel": channel, f"{side}_detached_at": None})
+    setattr(call, f"{side}_channel", channel)
+    peer = _peer_channel(call, user.pk)
+    if call.status == S.ACTIVE and peer:
+        events.send_on_commit(event_type="calls.peer_moved", channel=peer, call_id=str(call_id), peer_channel=channel)
+    logger.info("call %s: %s resumed on a new connection", call_id, side)
+    return call, peer
+
+
+@transaction.atomic
+def call_end_if_detached(*, call_id: uuid.UUID, grace_s: float, now: datetime | None = None) -> bool:
+    """End a call whose participant stayed away longer than the grace period."""
+    now = now or timezone.now()
+    call = Call.objects.select_for_update().select_related("caller", "callee").filter(pk=call_id).first()
+    if call is None or not call.is_live:
+        return False
+    cutoff = now - timedelta(seconds=grace_s)
+    gone = [d for d in (call.caller_detached_at, call.callee_detached_at) if d is not None and d <= cutoff]
+    if not gone:
+        return False
+    return _end_disconnected(call, now=now)
+
+
+def _end_disconnected(call: Call, *, now: datetime) -> bool:
+    if not _finish(call, reason=R.DISCONNECTED, now=now):
+        return False
+    _ended(call, R.DISCONNECTED)
+    return True
+
+
+@transaction.atomic
+def call_end_by_admin(*, call_id: uuid.UUID, admin) -> bool:
+    call = Call.objects.select_for_update().select_related("caller", "callee").filter(pk=call_id).first()
+    if call is None or not call.is_live:
+        return False
+    if _finish(call, reason=R.ENDED_BY_ADMIN, ended_by=admin):
+        _ended(call, R.ENDED_BY_ADMIN)
+        return True
+    return False
+
+
+def call_sweep(*, ring_timeout_s: float, grace_s: float, is_connection_alive, now: datetime | None = None) -> int:
+    """Bring every live call that nobody is tending to its end state. Safe to run on every worker
+    at once. `is_connection_alive(user_id, channel)` asks presence whether a socket still exists:
+    a worker killed outside `disconnect` leaves channels that no heartbeat refreshes."""
+    now = now or timezone.now()
+    ended = 0
+    for call in Call.objects.select_related("caller", "callee").filter(status__in=Call.LIVE_STATUSES):
+        if call.status == S.RINGING and call.created_at <= now - timedelta(seconds=ring_timeout_s):
+            ended += call_expire_ringing(call_id=call.pk, ring_timeout_s=ring_timeout_s, now=now)
+            continue
+        if call_end_if_detached(call_id=call.pk, grace_s=grace_s, now=now):
+            ended += 1
+            continue
+        if _has_dead_side(call, is_connection_alive):
+            with transaction.atomic():
+                fresh = Call.objects.select_for_update().select_related("caller", "callee").get(pk=call.pk)
+                if fresh.is_live and _has_dead_side(fresh, is_connection_alive):
+                    ended += _end_disconnected(fresh, now=now)
+    return ended
+
+
+def _has_dead_side(call: Call, is_connection_alive) -> bool:
+    sides = [(call.caller_id, call.caller_channel)]
+    if call.status == S.ACTIVE:
+        sides.append((call.callee_id, call.callee_channel))
+    # An empty channel is a detached side: the grace period above decides those.
+    return any(channel and not is_connection_alive(user_id, channel) for user_id, channel in sides)
+
+
+@transaction.atomic
+def call_record_report(*, user, call_id: uuid.UUID, summary: dict) -> None:
+    """Keep what a participant's browser measured about the connection (for operators)."""
+    call = _lock_call(call_id)
+    _require_participant(call, user)
+    if call.answered_at is None:
+        raise CallError(protocol.BAD_STATE, "Only answered calls have connection statistics.")
+    field = f"{_side(call, user.pk)}_report"
+    Call.objects.filter(pk=call.pk).update(**{field: summary})
