@@ -14,4 +14,5 @@ class SignupForm(UserCreationForm):
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
-        fields = ("display_name",)
+        fields = ("display_name", "relay_only")
+        labels = {"relay_only": "Hide my IP address from the people I call (relay only)"}

@@ -115,6 +115,8 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
             "online": [protocol.user_payload(u, status=statuses.get(u.pk, presence.AVAILABLE)) for u in users],
             "ice_servers": ice.ice_servers_for(user_id=self.user.pk, config=self.cfg),
             "ice_refresh_s": ice.ice_refresh_after_s(self.cfg),
+            # "relay" for people who chose to hide their address (needs TURN configured).
+            "ice_transport_policy": "relay" if self.user.relay_only else "all",
             "limits": {"max_message_bytes": self.cfg["MAX_MESSAGE_BYTES"]},
         }
         if live is not None:

@@ -6,4 +6,6 @@ app_name = "calls"
 
 urlpatterns = [
     path("", views.LobbyView.as_view(), name="lobby"),
+    path("devices/", views.DeviceCheckView.as_view(), name="devices"),
+    path("history/", views.HistoryView.as_view(), name="history"),
 ]
