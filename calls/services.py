@@ -332,3 +332,14 @@ def call_record_report(*, user, call_id: uuid.UUID, summary: dict) -> None:
         raise CallError(protocol.BAD_STATE, "Only answered calls have connection statistics.")
     field = f"{_side(call, user.pk)}_report"
     Call.objects.filter(pk=call.pk).update(**{field: summary})
+
+
+def history_mark_seen(*, user) -> datetime | None:
+    """The user opened their call history: missed calls until now are seen (the badge clears).
+
+    Returns when they had last looked before, so the page can mark what is new."""
+    previous = user.missed_calls_seen_at
+    now = timezone.now()
+    get_user_model().objects.filter(pk=user.pk).update(missed_calls_seen_at=now)
+    user.missed_calls_seen_at = now
+    return previous

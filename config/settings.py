@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "accounts.middleware.LoginSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -70,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "calls.context_processors.missed_calls",
             ],
         },
     },
@@ -136,6 +138,8 @@ PEERLINE = {
     "TURN_TTL_S": env.int("PEERLINE_TURN_TTL_S", default=6 * 3600),
     "JANITOR": env.bool("PEERLINE_JANITOR", default=True),
     "PRESENCE_PREFIX": env.str("PEERLINE_PRESENCE_PREFIX", default="peerline:presence:"),
+    # Keep the IP address of each login session for operators (personal data: off by default).
+    "RECORD_IP": env.bool("PEERLINE_RECORD_IP", default=False),
 }
 
 # --- Static files ---------------------------------------------------------------------------------
@@ -158,21 +162,37 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Security (production) ------------------------------------------------------------------------
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False) else None
-)
+# Behind a TLS reverse proxy (deploy/Caddyfile) Django sees plain HTTP: trust the proxy's
+# X-Forwarded-Proto and X-Forwarded-Host. Only turn this on when the proxy is the only way in
+# (it overwrites these headers; a client talking to daphne directly could forge them).
+BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", default=BEHIND_TLS_PROXY)
+# Off by default: the proxy does TLS and redirects HTTP itself. Health checks and scrapes come
+# over plain HTTP from inside the network, so they are never redirected.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Bearer token for /metrics (empty: only logged-in staff users may read it).
+PEERLINE_METRICS_TOKEN = env.str("PEERLINE_METRICS_TOKEN", default="")
 
 # --- Logging --------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # StreamHandler writes to stderr unless told otherwise; containers log stdout.
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"}
+    },
     "root": {"handlers": ["stdout"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
