@@ -1,0 +1,186 @@
+"""/healthz and /metrics (calls.ops, calls.ops_views)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import channel_layers
+from django.db import OperationalError
+
+from calls import ops, presence
+from calls.models import Call
+
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """{'name{labels}': value} for every sample line; checks the HELP/TYPE lines on the way."""
+    samples: dict[str, float] = {}
+    typed: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+        elif line.startswith("#") or not line:
+            continue
+        else:
+            series, value = line.rsplit(" ", 1)
+            assert series.split("{")[0] in typed, f"sample before its TYPE line: {line}"
+            samples[series] = float(value)
+    return samples
+
+
+@pytest.fixture
+def broken_layer(settings):
+    """A Redis channel layer pointing at a port nothing listens on."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_timeout": 1}]},
+        }
+    }
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+# --- /healthz -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_healthz_is_ok_without_login(client, layer):
+    """Anonymous, on both layers: 200 and every part ok (no redirect to the login page)."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_channel_layer_is_down(client, broken_layer):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failed"
+    assert body["database"] == "ok"
+    assert body["channel_layer"].startswith("failed")
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_database_fails(client, monkeypatch):
+    def broken_query():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(ops, "_query_database", broken_query)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body == {"status": "failed", "database": "failed: OperationalError", "channel_layer": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_gives_up_on_a_channel_layer_that_never_answers(client, monkeypatch):
+    """A hung check is reported as a failure within its timeout, never awaited forever."""
+
+    async def hang():
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(ops, "_probe_channel_layer", hang)
+    monkeypatch.setattr(ops, "CHANNEL_LAYER_TIMEOUT_S", 0.2)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["channel_layer"] == "failed: no round trip within 0.2s"
+
+
+def test_healthz_only_answers_get(client):
+    assert client.post("/healthz").status_code == 405
+
+
+# --- /metrics -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_metrics_refuses_anonymous_with_403_not_a_login_redirect(client, settings):
+    settings.PEERLINE_METRICS_TOKEN = METRICS_TOKEN
+    response = client.get("/metrics")
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_metrics_refuses_a_wrong_token_and_a_non_staff_user(client, settings, make_user):
+    settings.PEERLINE_METRICS_TOKEN = METRICS_TOKEN
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert client.get("/metrics", headers={"Authorization": METRICS_TOKEN}).status_code == 403
+    client.force_login(make_user("alice"))
+    assert client.get("/metrics").status_code == 403
+
+
+@pytest.mark.django_db
+def test_metrics_token_is_disabled_when_unset(client, settings):
+    """An empty PEERLINE_METRICS_TOKEN must not let an empty bearer token in."""
+    settings.PEERLINE_METRICS_TOKEN = ""
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 403
+    assert client.get("/metrics", headers={"Authorization": "Bearer"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_metrics_with_the_token(client, settings):
+    settings.PEERLINE_METRICS_TOKEN = METRICS_TOKEN
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    samples = parse_prometheus(response.content.decode())
+    assert samples["peerline_users_online"] == 0
+    assert samples['peerline_calls{status="ringing"}'] == 0
+
+
+@pytest.mark.django_db
+def test_metrics_for_a_staff_user(client, make_user):
+    client.force_login(make_user("operator", is_staff=True))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert "peerline_connections_open" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_metrics_match_the_rows_and_presence(client, layer, make_user):
+    """On both presence backends: the figures are the database's and presence's own."""
+    alice, bob, carol, dave, staff = (make_user(n) for n in ("alice", "bob", "carol", "dave", "staff"))
+    staff.is_staff = True
+    staff.save()
+    for status, n in [("ringing", 1), ("active", 2), ("completed", 3), ("missed", 1), ("declined", 0)]:
+        for _ in range(n):
+            Call.objects.create(caller=alice, callee=bob, media="audio", status=status)
+    backend = presence.get_presence()
+    backend.connect(user_id=alice.pk, channel="worker1!a1")
+    backend.connect(user_id=alice.pk, channel="worker2!a2")
+    backend.connect(user_id=bob.pk, channel="worker1!b1")
+    backend.connect(user_id=carol.pk, channel="worker2!c1")
+    backend.set_status(bob.pk, presence.BUSY)
+
+    client.force_login(staff)
+    samples = parse_prometheus(client.get("/metrics").content.decode())
+
+    assert samples["peerline_users_online"] == 3
+    assert samples["peerline_users_busy"] == 1
+    assert samples["peerline_connections_open"] == 4
+    assert samples['peerline_calls{status="ringing"}'] == 1
+    assert samples['peerline_calls{status="active"}'] == 2
+    assert samples['peerline_calls{status="completed"}'] == 3
+    assert samples['peerline_calls{status="missed"}'] == 1
+    assert samples['peerline_calls{status="declined"}'] == 0
+    assert samples["peerline_calls_active"] == 2
+    assert samples["peerline_calls_ringing"] == 1
+    assert dave.pk not in backend.online_user_ids()
+
+
+def test_render_prometheus_escapes_labels_and_formats_values():
+    text = ops.render_prometheus(
+        [ops.Metric("x_total", "An example.", [({"name": 'a"b\\c\nd'}, 2.0), ({}, 0.5)], kind="counter")]
+    )
+    assert text == (
+        "# HELP x_total An example.\n"
+        "# TYPE x_total counter\n"
+        'x_total{name="a\\"b\\\\c\\nd"} 2\n'
+        "x_total 0.5\n"
+    )
