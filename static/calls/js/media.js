@@ -1,0 +1,57 @@
+// The local camera and microphone: acquire with fallbacks, switch the camera on and off, stop.
+// No DOM and no signalling here.
+
+import { constraintsFor, describeMediaError, loadPreferences } from "./devices.js";
+
+/**
+ * Get the media a call wants, falling back instead of failing the call:
+ * audio+video -> audio only -> nothing (receive only).
+ * Resolves {stream, problem}: problem is null, or {code, message} explaining what is missing.
+ */
+export async function acquire(media) {
+  const prefs = loadPreferences();
+  const wanted = media.filter((kind) => kind === "audio" || kind === "video");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return { stream: new MediaStream(), problem: describeMediaError(new TypeError("no mediaDevices")) };
+  }
+  let firstError = null;
+  const attempts = wanted.includes("video") && wanted.includes("audio") ? [wanted, ["audio"]] : [wanted];
+  for (const kinds of attempts) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(constraintsFor(kinds, prefs));
+      const problem = firstError ? fallbackProblem(firstError, "audio") : null;
+      return { stream, problem };
+    } catch (error) {
+      firstError = firstError || error;
+    }
+  }
+  return { stream: new MediaStream(), problem: fallbackProblem(firstError, "none") };
+}
+
+function fallbackProblem(error, kept) {
+  const { code, message } = describeMediaError(error);
+  const after = kept === "audio"
+    ? " The call continues with audio only."
+    : " You can still see and hear the other person, but they cannot see or hear you.";
+  return { code, message: message + after };
+}
+
+/** A fresh camera track (turning the camera back on). Rejects with {code, message}. */
+export async function cameraTrack() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia(constraintsFor(["video"], loadPreferences()));
+    return stream.getVideoTracks()[0];
+  } catch (error) {
+    throw describeMediaError(error);
+  }
+}
+
+export function trackOf(stream, kind) {
+  return stream ? stream.getTracks().find((t) => t.kind === kind && t.readyState === "live") || null : null;
+}
+
+/** Stop every track: the camera light goes off. Safe to call twice. */
+export function stopAll(stream) {
+  if (!stream) return;
+  for (const track of stream.getTracks()) track.stop();
+}

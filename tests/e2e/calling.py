@@ -1,0 +1,82 @@
+"""Helpers for the call tests: open logged-in lobbies, place calls, read getStats in the page.
+
+Every wait is on something the page exposes (<body data-call-state>, data-ws-state, the
+window.peerline test hook), never a sleep.
+"""
+
+from __future__ import annotations
+
+STATS_JS = """async () => {
+  const pc = window.peerline.pc();
+  if (!pc) return null;
+  const out = { framesDecoded: 0, audioPackets: 0, audioLevel: 0, videoTracks: 0 };
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== "inbound-rtp") return;
+    if (s.kind === "video") out.framesDecoded += s.framesDecoded || 0;
+    if (s.kind === "audio") { out.audioPackets += s.packetsReceived || 0; out.audioLevel = s.audioLevel || 0; }
+  });
+  return out;
+}"""
+
+GROWING_JS = """async ([base, frames, packets]) => {
+  const s = await (%s)();
+  return Boolean(s && s.framesDecoded >= base.framesDecoded + frames && s.audioPackets >= base.audioPackets + packets);
+}""" % STATS_JS
+
+
+def lobby(open_page, server, user):
+    """A logged-in lobby whose signalling socket is open."""
+    page, watch = open_page(server, user)
+    page.wait_for_selector("body[data-ws-state=open]")
+    return page, watch
+
+
+def roster_user(page, username: str) -> str:
+    return f'[data-testid=roster-user][data-username="{username}"]'
+
+
+def wait_state(page, state: str, timeout_ms: float | None = None) -> None:
+    page.wait_for_selector(f"body[data-call-state={state}]", state="attached", timeout=timeout_ms)
+
+
+def place_call(caller, callee, callee_username: str, *, video: bool = True) -> None:
+    """caller clicks the callee's call button; the callee sees the ringing UI."""
+    caller.wait_for_selector(roster_user(caller, callee_username))
+    button = "call-video" if video else "call-audio"
+    caller.click(f"{roster_user(caller, callee_username)} [data-testid={button}]")
+    wait_state(caller, "outgoing")
+    wait_state(callee, "incoming")
+    callee.wait_for_selector("[data-testid=incoming-call]:not([hidden])")
+
+
+def connect_call(caller, callee, callee_username: str, *, video: bool = True) -> None:
+    """A call from caller to callee, answered, with media connected on both sides."""
+    place_call(caller, callee, callee_username, video=video)
+    callee.click("[data-testid=accept-call]")
+    wait_state(caller, "active")
+    wait_state(callee, "active")
+
+
+def stats(page) -> dict:
+    return page.evaluate(STATS_JS)
+
+
+def wait_media_flowing(page, *, frames: int = 5, packets: int = 10, video: bool = True) -> dict:
+    """Wait until inbound video frames decoded and audio packets received grow from now."""
+    base = stats(page)
+    page.wait_for_function(GROWING_JS, arg=[base, frames if video else 0, packets], polling=100)
+    return stats(page)
+
+
+def remote_video_size(page) -> tuple[int, int]:
+    return tuple(page.eval_on_selector("[data-testid=remote-video]", "v => [v.videoWidth, v.videoHeight]"))
+
+
+def wait_remote_video(page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=remote-video]').videoWidth > 0", polling=100
+    )
+
+
+def message(page) -> str:
+    return page.text_content("[data-testid=call-message]").strip()
