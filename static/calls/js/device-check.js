@@ -5,10 +5,10 @@
 
 import {
   applySpeaker,
-  constraintsFor,
   describeMediaError,
   listDevices,
   loadPreferences,
+  openMedia,
   savePreferences,
   speakerSelectionSupported,
 } from "./devices.js";
@@ -226,7 +226,7 @@ async function acquireMedia(prefs) {
   let firstError = null;
   for (const media of MEDIA_ATTEMPTS) {
     try {
-      const stream = await navigator.mediaDevices.getUserMedia(constraintsFor(media, prefs));
+      const stream = await openMedia(media, prefs);
       return { stream, firstError };
     } catch (error) {
       firstError = firstError || error;

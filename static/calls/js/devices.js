@@ -63,12 +63,17 @@ export function savePreferences(prefs) {
 }
 
 /**
- * MediaStreamConstraints for getUserMedia. Device ids are `ideal`, not `exact`, so a camera that
+ * MediaStreamConstraints for getUserMedia. Device ids are `ideal` by default, so a camera that
  * was unplugged since it was chosen falls back to another one instead of failing the call.
+ * Caveat: current Chromium ignores an `ideal` deviceId and opens the device chosen in its own
+ * site settings (crbug.com/438606278, "won't fix"); to really get the chosen device use
+ * openMedia(), which asks with `exact` first and falls back to these ideal constraints.
  * @param {string[]} media e.g. ["audio", "video"]
  * @param {{cameraId?: string|null, microphoneId?: string|null}} [prefs]
+ * @param {{deviceMatch?: "ideal"|"exact"}} [options]
  */
-export function constraintsFor(media, prefs = {}) {
+export function constraintsFor(media, prefs = {}, { deviceMatch = "ideal" } = {}) {
+  const match = deviceMatch === "exact" ? "exact" : "ideal";
   const wanted = new Set(media || []);
   const cameraId = cleanId(prefs && prefs.cameraId);
   const microphoneId = cleanId(prefs && prefs.microphoneId);
@@ -76,7 +81,7 @@ export function constraintsFor(media, prefs = {}) {
   let audio = false;
   if (wanted.has("audio")) {
     audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
-    if (microphoneId) audio.deviceId = { ideal: microphoneId };
+    if (microphoneId) audio.deviceId = { [match]: microphoneId };
   }
   let video = false;
   if (wanted.has("video")) {
@@ -85,9 +90,34 @@ export function constraintsFor(media, prefs = {}) {
       height: { ideal: VIDEO_HEIGHT_IDEAL_PX },
       frameRate: { ideal: VIDEO_FRAME_RATE_IDEAL },
     };
-    if (cameraId) video.deviceId = { ideal: cameraId };
+    if (cameraId) video.deviceId = { [match]: cameraId };
   }
   return { audio, video };
+}
+
+// What getUserMedia says when an `exact` device is no longer there.
+const DEVICE_GONE_ERRORS = new Set(["OverconstrainedError", "NotFoundError"]);
+
+/**
+ * getUserMedia for the given media with the chosen devices: asks for them `exact`ly (so
+ * Chromium honours the choice) and, when a chosen device is gone, asks again with the `ideal`
+ * constraints so the browser picks another. Other errors (refusal, busy device) are rethrown
+ * as they are; describeMediaError() words them.
+ * @returns {Promise<MediaStream>}
+ */
+export async function openMedia(media, prefs = {}) {
+  const wanted = new Set(media || []);
+  const pinned =
+    (wanted.has("video") && cleanId(prefs && prefs.cameraId)) ||
+    (wanted.has("audio") && cleanId(prefs && prefs.microphoneId));
+  if (pinned) {
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraintsFor(media, prefs, { deviceMatch: "exact" }));
+    } catch (error) {
+      if (!DEVICE_GONE_ERRORS.has(error && error.name)) throw error;
+    }
+  }
+  return navigator.mediaDevices.getUserMedia(constraintsFor(media, prefs));
 }
 
 /** Whether this browser can route audio output to a chosen device. */
