@@ -50,10 +50,8 @@ def listed(response) -> set:
 
 # --- the call list -----------------------------------------------------------------------------------
 
-pytest_db = pytest.mark.django_db
 
-
-@pytest_db
+@pytest.mark.django_db
 def test_staff_see_the_call_list_with_every_column(client, operator, people):
     alice, bob, _ = people
     make_call(alice, bob, caller_report=RELAY_REPORT, callee_report={"path": "srflx"})
@@ -68,7 +66,7 @@ def test_staff_see_the_call_list_with_every_column(client, operator, people):
     assert "relay / srflx" in html
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_people_without_staff_status_are_sent_to_the_admin_login(client, people):
     client.force_login(people[0])
     for url in (reverse(CHANGELIST), reverse("admin:calls_call_online"), reverse("admin:accounts_loginsession_changelist")):
@@ -76,14 +74,14 @@ def test_people_without_staff_status_are_sent_to_the_admin_login(client, people)
         assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login")), url
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_staff_without_call_permissions_are_refused(client, make_user):
     client.force_login(make_user("helper", is_staff=True))
     assert client.get(reverse(CHANGELIST)).status_code == 403
     assert client.get(reverse("admin:calls_call_online")).status_code == 403
 
 
-@pytest_db
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "query, expected",
     [
@@ -112,7 +110,7 @@ def test_filters_and_search(client, operator, people, query, expected):
     assert listed(response) == {calls[name].pk for name in expected}
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_date_hierarchy_narrows_by_day(client, operator, people):
     alice, bob, _ = people
     today, old = make_call(alice, bob), make_call(alice, bob, days_ago=400)
@@ -124,7 +122,7 @@ def test_date_hierarchy_narrows_by_day(client, operator, people):
     assert listed(client.get(reverse(CHANGELIST), {"created_at__year": old_year})) == {old.pk}
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_the_change_page_shows_connection_reports_readably_and_edits_nothing(client, operator, people):
     alice, bob, _ = people
     call = make_call(alice, bob, caller_report=RELAY_REPORT)
@@ -140,7 +138,7 @@ def test_the_change_page_shows_connection_reports_readably_and_edits_nothing(cli
     assert (call.status, call.end_reason) == (S.COMPLETED, R.HANGUP)
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_history_cannot_be_added_or_deleted_from_the_admin(client, operator, people):
     call = make_call(*people[:2])
     client.force_login(operator)
@@ -150,7 +148,7 @@ def test_history_cannot_be_added_or_deleted_from_the_admin(client, operator, peo
     assert [name for name, _ in actions if name] == ["end_selected_calls"]
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_ending_needs_the_change_permission(client, make_user, people):
     viewer = make_user("viewer", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_call"))
@@ -163,7 +161,7 @@ def test_ending_needs_the_change_permission(client, make_user, people):
     assert live.status == S.ACTIVE
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_ending_calls_that_are_over_changes_nothing_and_says_so(client, operator, people):
     done = make_call(*people[:2])
     client.force_login(operator)
@@ -249,7 +247,7 @@ def online_rows(html: str) -> dict[str, tuple[int, str]]:
     return rows
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_people_online_shows_connections_from_presence(layer, client, operator, people):
     alice, bob, carol = people
     backend = presence.get_presence()
@@ -275,14 +273,14 @@ def test_people_online_shows_connections_from_presence(layer, client, operator, 
     assert reverse("admin:calls_call_change", args=[active.pk]) in html
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_people_online_when_nobody_is(layer, client, operator):
     client.force_login(operator)
     html = client.get(reverse("admin:calls_call_online")).content.decode()
     assert "Nobody is connected right now." in html
 
 
-@pytest_db
+@pytest.mark.django_db
 def test_the_call_list_links_to_live_calls_and_people_online(client, operator):
     client.force_login(operator)
     html = client.get(reverse(CHANGELIST)).content.decode()
