@@ -1,0 +1,445 @@
+"""The deployment files: docker-compose.yml, Dockerfile, deploy/*, and the production settings.
+
+The structure of docker-compose.yml is checked with PyYAML (a test dependency), so these tests
+need no Docker. Three checks use real tools when they are installed and are skipped (with the
+reason) when not, in CI too, because none of them is a service the suite requires:
+`docker-compose config` (validates the file the way Compose does), `caddy adapt` (parses the
+Caddyfile) and coturn's `turnserver` (runs deploy/coturn.sh). deploy/entrypoint.sh is run for
+real, outside a container, against the test database and Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import live
+from tests.support.services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+CADDYFILE = ROOT / "deploy" / "Caddyfile"
+ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
+COTURN_SCRIPT = ROOT / "deploy" / "coturn.sh"
+# Linux's default ip_local_port_range: relay ports in here collide with outgoing connections.
+EPHEMERAL_PORTS = range(32768, 60999 + 1)
+SERVICES = ("web", "redis", "postgres", "coturn", "caddy")
+# Values the compose file refuses to start without (`${VAR:?...}`), for `docker-compose config`.
+REQUIRED_FOR_COMPOSE = {"POSTGRES_PASSWORD": "pw0123", "PEERLINE_TURN_SECRET": "turn-secret", "DJANGO_SECRET_KEY": "k" * 50}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def environment_of(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without Django/Peerline settings, plus `extra`."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DJANGO_", "PEERLINE_", "DATABASE_URL", "REDIS_URL"))}
+    return {**base, **extra}
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------------
+
+
+def test_every_service_is_there_with_a_healthcheck(compose):
+    services = compose["services"]
+    assert set(SERVICES) <= set(services)
+    for name in SERVICES:
+        test = services[name].get("healthcheck", {}).get("test")
+        assert test, f"{name} has no healthcheck"
+        assert not services[name]["healthcheck"].get("disable"), name
+
+
+def test_compose_avoids_keys_older_compose_rejects(compose):
+    """docker-compose 1.29 (still common) rejects these; docs/deployment.md promises both work."""
+    assert "include" not in compose
+    for name, service in compose["services"].items():
+        assert "start_interval" not in service.get("healthcheck", {}), name
+
+
+def test_web_is_built_here_and_waits_for_healthy_dependencies(compose):
+    web = compose["services"]["web"]
+    assert web["build"] == "."
+    assert (ROOT / "Dockerfile").is_file()
+    assert web["env_file"] == ".env"
+    for dependency in ("postgres", "redis"):
+        assert web["depends_on"][dependency]["condition"] == "service_healthy"
+    assert compose["services"]["caddy"]["depends_on"]["web"]["condition"] == "service_healthy"
+    assert "ports" not in web, "web must only be reachable through the proxy"
+
+
+def test_web_environment_is_production(compose):
+    """Whatever `make run` put into .env, compose's own values win for these."""
+    env = environment_of(compose["services"]["web"])
+    assert env["DJANGO_DEBUG"] == "false"
+    assert env["DJANGO_BEHIND_TLS_PROXY"] == "true"
+    assert env["DJANGO_SECURE_COOKIES"] == "true"
+    assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    # An empty DJANGO_STATIC_ROOT in .env would otherwise serve the working directory as /static/.
+    assert env["DJANGO_STATIC_ROOT"] == "/app/staticfiles"
+    assert "127.0.0.1" in env["DJANGO_ALLOWED_HOSTS"].split(",")  # the container's own healthcheck
+    assert "${PEERLINE_TURN_SECRET" in env["PEERLINE_TURN_SECRET"]
+
+
+def test_named_volumes_keep_the_database_and_the_certificates(compose):
+    volumes = compose["volumes"]
+    postgres_mounts = compose["services"]["postgres"]["volumes"]
+    caddy_mounts = compose["services"]["caddy"]["volumes"]
+    assert any(m.split(":")[0] in volumes and m.split(":")[1] == "/var/lib/postgresql/data" for m in postgres_mounts)
+    assert any(m.split(":")[0] in volumes and m.split(":")[1] == "/data" for m in caddy_mounts)
+
+
+def _port_range(spec: str) -> tuple[int, int]:
+    first, _, last = spec.partition("-")
+    return int(first), int(last or first)
+
+
+def test_coturn_relay_range_is_published_and_outside_the_ephemeral_range(compose):
+    coturn = compose["services"]["coturn"]
+    env = environment_of(coturn)
+    low, high = int(env["PEERLINE_TURN_MIN_PORT"]), int(env["PEERLINE_TURN_MAX_PORT"])
+    assert low < high
+    assert low not in EPHEMERAL_PORTS and high not in EPHEMERAL_PORTS
+    assert not (low < EPHEMERAL_PORTS.start and high > EPHEMERAL_PORTS.stop), "range spans the ephemeral range"
+
+    published = set()
+    for entry in coturn["ports"]:
+        mapping, _, protocol = str(entry).partition("/")
+        host, _, container = mapping.rpartition(":")
+        published.add((_port_range(host), _port_range(container), protocol or "tcp"))
+    assert ((low, high), (low, high), "udp") in published
+    assert ((3478, 3478), (3478, 3478), "udp") in published
+    assert ((3478, 3478), (3478, 3478), "tcp") in published
+    assert "${PEERLINE_TURN_SECRET" in env["PEERLINE_TURN_SECRET"], "coturn and web must share the secret"
+    mounts = [m.split(":")[0] for m in coturn["volumes"]]
+    assert "./deploy/coturn.sh" in mounts
+
+
+def test_every_compose_variable_is_documented_in_env_example():
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    documented = set(re.findall(r"^#? ?([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+
+
+def _compose_project(tmp_path: Path) -> Path:
+    """A copy of the compose file beside a .env made from .env.example (the documented path)."""
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE.read_text())
+    (tmp_path / "deploy").symlink_to(ROOT / "deploy")
+    (tmp_path / "Dockerfile").symlink_to(ROOT / "Dockerfile")
+    lines = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={REQUIRED_FOR_COMPOSE[name]}" if name in REQUIRED_FOR_COMPOSE else line)
+    (tmp_path / ".env").write_text("\n".join(lines) + "\n")
+    return tmp_path / "docker-compose.yml"
+
+
+def _docker_compose() -> str:
+    binary = shutil.which("docker-compose")
+    if not binary:
+        pytest.skip("docker-compose is not installed (optional: the structural checks above ran)")
+    return binary
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path):
+    """`docker-compose config` with a .env copied from .env.example plus the required values."""
+    binary = _docker_compose()
+    compose_file = _compose_project(tmp_path)
+    env = clean_env()
+    for name in REQUIRED_FOR_COMPOSE:
+        env.pop(name, None)
+    result = subprocess.run([binary, "-f", str(compose_file), "config"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    web_env = resolved["services"]["web"]["environment"]
+    assert web_env["DATABASE_URL"] == "postgres://peerline:pw0123@postgres:5432/peerline"
+    assert web_env["PEERLINE_TURN_SECRET"] == resolved["services"]["coturn"]["environment"]["PEERLINE_TURN_SECRET"]
+    assert web_env["DJANGO_DEBUG"] == "false"
+
+
+def test_docker_compose_config_names_a_missing_required_value(tmp_path):
+    binary = _docker_compose()
+    compose_file = _compose_project(tmp_path)
+    env_file = tmp_path / ".env"
+    env_file.write_text(env_file.read_text().replace("POSTGRES_PASSWORD=pw0123", "POSTGRES_PASSWORD="))
+    env = clean_env()
+    env.pop("POSTGRES_PASSWORD", None)
+    result = subprocess.run([binary, "-f", str(compose_file), "config"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in result.stderr
+
+
+# --- Dockerfile and deploy/ -----------------------------------------------------------------------
+
+
+def test_dockerfile_runs_the_entrypoint_as_a_non_root_user():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.(1[1-9])-slim", text, re.M)
+    assert re.search(r"^USER (?!root)\w+", text, re.M)
+    assert "collectstatic --noinput" in text
+    assert re.search(r'^ENTRYPOINT \["/app/deploy/entrypoint.sh"\]', text, re.M)
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    assert cmd[0] == "daphne" and "--proxy-headers" in cmd and cmd[-1] == "config.asgi:application"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".env" in ignored and ".git" in ignored
+
+
+@pytest.mark.parametrize("script", [ENTRYPOINT, COTURN_SCRIPT], ids=lambda p: p.name)
+def test_deploy_scripts_are_executable_posix_sh(script):
+    assert script.is_file()
+    assert os.access(script, os.X_OK), f"{script.name} is not executable"
+    assert script.read_text().startswith("#!/bin/sh\n")
+    mode = subprocess.run(["git", "ls-files", "-s", str(script.relative_to(ROOT))], cwd=ROOT,
+                          capture_output=True, text=True).stdout.split()
+    if mode:  # tracked: the executable bit must be in git too, or a fresh clone loses it
+        assert mode[0] == "100755", f"{script.name} is tracked without the executable bit"
+    if shutil.which("dash"):
+        result = subprocess.run(["dash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_caddyfile_proxies_to_web_on_port_8000():
+    text = CADDYFILE.read_text()
+    assert "reverse_proxy" in text
+    assert re.search(r"dynamic a web 8000\b", text) or re.search(r"reverse_proxy\s+web:8000\b", text)
+    assert "{$PEERLINE_DOMAIN" in text and "{$PEERLINE_TLS" in text
+
+
+@pytest.mark.parametrize("tls", ["auto", "internal"])
+def test_caddy_parses_the_caddyfile(tls):
+    """Runs `caddy adapt` when Caddy is installed (Debian: `caddy`); skipped otherwise."""
+    binary = shutil.which("caddy")
+    if not binary:
+        pytest.skip("caddy is not installed (optional)")
+    env = clean_env(PEERLINE_DOMAIN="peerline.lan", PEERLINE_TLS=tls)
+    result = subprocess.run([binary, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+                            env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    server = config["apps"]["http"]["servers"]["srv0"]
+    assert server["routes"][0]["match"] == [{"host": ["peerline.lan"]}]
+    proxy = server["routes"][0]["handle"][0]["routes"][0]["handle"][0]
+    assert proxy["handler"] == "reverse_proxy"
+    assert proxy["dynamic_upstreams"] == {"source": "a", "name": "web", "port": "8000", "refresh": 5_000_000_000}
+    issuers = [i["module"] for p in config["apps"].get("tls", {}).get("automation", {}).get("policies", [])
+               for i in p.get("issuers", [])]
+    assert issuers == (["internal"] if tls == "internal" else [])
+
+
+def _stun_answers(port: int, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            result = subprocess.run(["turnutils_stunclient", "-p", str(port), "127.0.0.1"],
+                                    capture_output=True, text=True, timeout=2)
+            if result.returncode == 0 and "reflexive addr" in result.stdout:
+                return True
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_coturn_script_starts_turnserver_with_the_secret_only_in_its_config_file(tmp_path):
+    """Runs deploy/coturn.sh with Debian's coturn (skipped when turnserver is not installed)."""
+    if not (shutil.which("turnserver") and shutil.which("turnutils_stunclient")):
+        pytest.skip("coturn is not installed (optional here; Debian: coturn)")
+    port = free_port()
+    env = clean_env(PEERLINE_TURN_SECRET="shared-secret-123", PEERLINE_TURN_PORT=str(port),
+                    PEERLINE_TURN_LISTEN_IP="127.0.0.1", PEERLINE_TURN_EXTERNAL_IP="203.0.113.7",
+                    PEERLINE_TURN_REALM="peerline.test", TMPDIR=str(tmp_path))
+    log = tmp_path / "coturn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["sh", str(COTURN_SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert _stun_answers(port), log.read_text(errors="replace")
+        args = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert "turnserver" in args and "shared-secret-123" not in args
+        conf = next(p for p in tmp_path.glob("turnserver.*") if not p.name.endswith(".pid"))
+        assert conf.stat().st_mode & 0o077 == 0, "the config file holds the secret: owner only"
+        text = conf.read_text()
+        for line in ("static-auth-secret=shared-secret-123", "realm=peerline.test", "external-ip=203.0.113.7",
+                     "min-port=20000", "max-port=20200", "no-tcp-relay", "use-auth-secret"):
+            assert line in text.splitlines(), line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_coturn_script_refuses_to_start_without_a_secret(tmp_path):
+    result = subprocess.run(["sh", str(COTURN_SCRIPT)], env=clean_env(TMPDIR=str(tmp_path)),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "PEERLINE_TURN_SECRET is empty" in result.stderr
+
+
+# --- deploy/entrypoint.sh, for real ---------------------------------------------------------------
+
+
+def run_entrypoint(*command: str, timeout_s: float = 120, **env: str) -> subprocess.CompletedProcess:
+    full_env = clean_env(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SECRET_KEY="entrypoint-test-" + "x" * 40,
+        DJANGO_DEBUG="false",
+        PEERLINE_PYTHON=sys.executable,
+        PYTHONUNBUFFERED="1",
+        **env,
+    )
+    return subprocess.run([str(ENTRYPOINT), *command], cwd="/", env=full_env,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_entrypoint_waits_migrates_and_execs_the_command(redis_url):
+    result = run_entrypoint(
+        sys.executable, "-c", "import os; print('started', os.getpid())",
+        DATABASE_URL=live.test_database_url(), REDIS_URL=redis_url,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "ready: the database" in out
+    assert "ready: Redis at" in out
+    assert "applying migrations" in out
+    assert "No migrations to apply." in out or "Applying " in out
+    started = re.search(r"^started (\d+)$", out, re.M)
+    assert started, out
+    assert out.index("ready: the database") < out.index("applying migrations") < out.index("started ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_entrypoint_runs_the_command_in_place_of_the_shell(tmp_path):
+    """The command gets the entrypoint's own process: signals from Docker reach daphne directly."""
+    marker = tmp_path / "pids"
+    script = ("import os, sys; open(sys.argv[1], 'w').write(f'{os.getpid()} {os.getppid()}'); print('started')")
+    full_env = clean_env(
+        DJANGO_SETTINGS_MODULE="config.settings", DJANGO_SECRET_KEY="entrypoint-test-" + "x" * 40,
+        DJANGO_DEBUG="false", PEERLINE_PYTHON=sys.executable, DATABASE_URL=live.test_database_url(), REDIS_URL="",
+    )
+    proc = subprocess.Popen([str(ENTRYPOINT), sys.executable, "-c", script, str(marker)], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    pid, parent = (int(v) for v in marker.read_text().split())
+    assert pid == proc.pid, "the command ran as a child of the shell instead of replacing it"
+    assert parent == os.getpid()
+    assert "waiting for the database\n" in out and "Redis" not in out
+
+
+def test_entrypoint_gives_up_when_the_database_is_unreachable():
+    started = time.monotonic()
+    result = run_entrypoint(
+        sys.executable, "-c", "print('started')",
+        DATABASE_URL="postgres://peerline:do-not-print-me@127.0.0.1:1/peerline", REDIS_URL="",
+        PEERLINE_WAIT_TIMEOUT_S="1.5", PEERLINE_WAIT_INTERVAL_S="0.2",
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert "started" not in result.stdout
+    assert "gave up waiting for the database at 127.0.0.1:1" in result.stderr
+    assert "giving up: a required service is unreachable" in result.stderr
+    assert "do-not-print-me" not in result.stdout + result.stderr
+    assert elapsed < 30
+
+
+def test_entrypoint_gives_up_when_redis_is_unreachable(tmp_path):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    result = run_entrypoint(
+        sys.executable, "-c", "print('started')",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", REDIS_URL=f"redis://127.0.0.1:{dead_port}/0",
+        PEERLINE_WAIT_TIMEOUT_S="1", PEERLINE_WAIT_INTERVAL_S="0.2",
+    )
+    assert result.returncode != 0
+    assert f"gave up waiting for Redis at 127.0.0.1:{dead_port}" in result.stderr
+    assert "started" not in result.stdout
+
+
+# --- Production settings --------------------------------------------------------------------------
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "k7Qp2vX9mZr4TsW8yBn3LcF6hJd1GaE5uKo0PiV-_xRtYqMwSzNe",
+    "DJANGO_ALLOWED_HOSTS": "calls.example.com",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "https://calls.example.com",
+    "DJANGO_BEHIND_TLS_PROXY": "true",
+    "DJANGO_SECURE_COOKIES": "true",
+    "DJANGO_HSTS_SECONDS": "31536000",
+    "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "DATABASE_URL": "",
+    "REDIS_URL": "",
+}
+# Deploy-check warnings a correct production setup still gets, and why they are fine:
+ALLOWED_DEPLOY_WARNINGS = {
+    # SECURE_SSL_REDIRECT is off: the TLS proxy (Caddy) redirects HTTP to HTTPS before Django sees
+    # it, and /healthz must stay reachable over plain HTTP inside the network.
+    "security.W008",
+    # SECURE_HSTS_PRELOAD is off: preloading is a commitment for the whole domain, hard to undo;
+    # operators opt in with DJANGO_HSTS_PRELOAD=true.
+    "security.W021",
+}
+
+
+def test_check_deploy_passes_with_production_settings(tmp_path):
+    env = clean_env(**PRODUCTION_ENV, DJANGO_STATIC_ROOT=str(tmp_path / "static"))
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    found = set(re.findall(r"\(([\w.]+\.[EW]\d+)\)", output))
+    assert found <= ALLOWED_DEPLOY_WARNINGS, output
+    if not found:
+        assert result.returncode == 0, output
+
+
+def test_check_deploy_flags_the_local_defaults(tmp_path):
+    """The same check does catch an insecure setup, so the test above means something."""
+    env = clean_env(**{**PRODUCTION_ENV, "DJANGO_SECURE_COOKIES": "false", "DJANGO_HSTS_SECONDS": "0"},
+                    DJANGO_STATIC_ROOT=str(tmp_path / "static"))
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    for code in ("security.W004", "security.W012", "security.W016"):
+        assert code in output, output
+
+
+def test_proxy_settings_follow_the_environment():
+    code = ("import json, django; from django.conf import settings; django.setup(); print(json.dumps({"
+            "'proxy': settings.SECURE_PROXY_SSL_HEADER, 'xfh': settings.USE_X_FORWARDED_HOST,"
+            "'redirect': settings.SECURE_SSL_REDIRECT, 'sub': settings.SECURE_HSTS_INCLUDE_SUBDOMAINS,"
+            "'preload': settings.SECURE_HSTS_PRELOAD, 'token': settings.PEERLINE_METRICS_TOKEN}))")
+
+    def load(**extra):
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(**{**PRODUCTION_ENV, **extra}),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    behind = load(DJANGO_HSTS_PRELOAD="true", DJANGO_SECURE_SSL_REDIRECT="true", PEERLINE_METRICS_TOKEN="t0k")
+    assert behind == {"proxy": ["HTTP_X_FORWARDED_PROTO", "https"], "xfh": True, "redirect": True,
+                      "sub": True, "preload": True, "token": "t0k"}
+    direct = load(DJANGO_BEHIND_TLS_PROXY="false")
+    assert direct["proxy"] is None and direct["xfh"] is False and direct["redirect"] is False
