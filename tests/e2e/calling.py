@@ -80,3 +80,49 @@ def wait_remote_video(page) -> None:
 
 def message(page) -> str:
     return page.text_content("[data-testid=call-message]").strip()
+
+
+def wait_until(predicate, *, timeout_s: float = 20, what: str = "condition"):
+    """Poll something outside the browser (the database) until it holds."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+AUDIO_ENERGY_JS = """async () => {
+  const pc = window.peerline.pc();
+  let energy = 0, packets = 0, frames = 0;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") { energy += s.totalAudioEnergy || 0; packets += s.packetsReceived || 0; }
+    if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
+  });
+  return { energy, packets, frames };
+}"""
+
+
+def inbound_over(page, packets: int) -> dict:
+    """Inbound audio energy and video frames gained while `packets` more audio packets arrive
+    (audio packets come every 20 ms whether or not anyone speaks: a clock that needs no sleep)."""
+    before = page.evaluate(AUDIO_ENERGY_JS)
+    page.wait_for_function(
+        "async ([js, base, n]) => (await eval(js)()).packets >= base + n",
+        arg=[AUDIO_ENERGY_JS, before["packets"], packets], polling=50,
+    )
+    after = page.evaluate(AUDIO_ENERGY_JS)
+    return {"energy": after["energy"] - before["energy"], "frames": after["frames"] - before["frames"]}
+
+
+def wait_audio_heard(page, *, energy: float = 0.01) -> None:
+    """Wait until the inbound audio carries sound (the fake microphone beeps; it starts silent)."""
+    base = page.evaluate(AUDIO_ENERGY_JS)["energy"]
+    page.wait_for_function(
+        "async ([js, base, gain]) => (await eval(js)()).energy > base + gain",
+        arg=[AUDIO_ENERGY_JS, base, energy], polling=100,
+    )
