@@ -184,3 +184,29 @@ def test_render_prometheus_escapes_labels_and_formats_values():
         'x_total{name="a\\"b\\\\c\\nd"} 2\n'
         "x_total 0.5\n"
     )
+
+
+@pytest.mark.live
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_healthz_and_metrics_on_a_real_daphne_with_redis(live_servers, redis_url):
+    """The production entry point, with the Redis layer: the probe runs on daphne's event loop."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    server = live_servers(redis_url=redis_url, env={"PEERLINE_METRICS_TOKEN": METRICS_TOKEN})
+    with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.url + "/metrics", timeout=10)
+    assert refused.value.code == 403
+
+    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        samples = parse_prometheus(response.read().decode())
+    assert samples["peerline_connections_open"] >= 0
+    assert 'peerline_calls{status="active"}' in samples
