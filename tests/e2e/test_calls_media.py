@@ -74,3 +74,36 @@ def test_snapshot_downloads_a_png_of_the_remote_video(live_servers, redis_url, m
     camera = b.evaluate("() => { const s = window.peerline.pc().getSenders().find(s => s.track && s.track.kind === 'video').track.getSettings(); return [s.width, s.height]; }")
     assert width * camera[1] == height * camera[0]  # Bob's camera picture, same aspect ratio
     assert a_watch.errors == [] and b_watch.errors == []
+
+
+CAMERA_BUSY_JS = """(() => {
+  const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints) => constraints && constraints.video
+    ? Promise.reject(new DOMException("Could not start video source", "NotReadableError"))
+    : real(constraints);
+})();"""
+
+
+def test_busy_camera_falls_back_to_audio_only(live_servers, redis_url, make_user, open_page):
+    """Bob's camera is taken by another app: he is told, and the call goes on with his audio
+    while he still sees Alice."""
+    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
+    server = live_servers(redis_url=redis_url)
+    a, a_watch = lobby(open_page, server, alice)
+    b, b_watch = open_page(server, bob, path=None)
+    b.context.add_init_script(CAMERA_BUSY_JS)
+    b.goto("/")
+    b.wait_for_selector("body[data-ws-state=open]")
+
+    connect_call(a, b, "bob")
+    assert "audio only" in b.text_content("[data-testid=call-message]")
+    assert "in use" in b.text_content("[data-testid=call-message]")
+    wait_media_flowing(b)  # Alice's video and audio reach Bob
+    wait_media_flowing(a, video=False)  # Bob's audio reaches Alice
+    a.wait_for_selector("body[data-peer-video=off]")
+    assert a.is_visible("[data-role=remote-avatar]")
+
+    b.click("[data-testid=toggle-camera]")  # still busy: a message, not a broken call
+    b.wait_for_selector("[data-testid=toggle-camera]:not([disabled])")
+    assert b.get_attribute("body", "data-call-state") == "active"
+    assert a_watch.errors == [] and b_watch.errors == []
