@@ -206,6 +206,7 @@ function onInvite({ call_id, from, media }) {
   startMedia(call).then(({ stream }) => {
     if (app.call === call && app.state === CS.INCOMING) ui.showIncomingPreview(stream);
   });
+  buildPeer(call); // ready (candidates gathered) before the accept click; closed if declined
 }
 
 function accept() {
@@ -217,7 +218,6 @@ function accept() {
   go("accept");
   call.state = app.state;
   enterCallView(call);
-  buildPeer(call);
 }
 
 function decline() {
@@ -235,9 +235,9 @@ function onAccepted({ call_id, polite }) {
   call.polite = polite;
   call.answered = true;
   call.answeredAt = now();
+  app.timings.acceptedAt = call.answeredAt;
   tones.stop();
   if (call.role === "caller") {
-    app.timings.acceptedAt = now();
     go("accepted");
     call.state = app.state;
     enterCallView(call);
@@ -307,6 +307,10 @@ function onSignal(frame) {
   const call = app.call;
   if (!call || call.id !== frame.call_id || !call.rtc) return;
   const body = "description" in frame ? { description: frame.description } : { candidate: frame.candidate };
+  if (body.description) {
+    const mark = body.description.type === "offer" ? "remoteOfferAt" : "remoteAnswerAt";
+    app.timings[mark] = app.timings[mark] || now();
+  }
   call.rtc.handleSignal(body);
 }
 

@@ -3,6 +3,9 @@
 // sent as soon as it is found. No DOM here; main.js passes callbacks.
 
 const ICE_DISCONNECTED_RESTART_MS = 3_000;
+// Gather candidates as soon as the connection exists (while the call rings), not at the first
+// setLocalDescription: the callee's answer then goes out with candidates ready (~100+ ms saved).
+const ICE_CANDIDATE_POOL_SIZE = 1;
 
 export class Peer {
   /**
@@ -17,7 +20,12 @@ export class Peer {
     this.sendSignal = sendSignal;
     this.onTrack = onTrack;
     this.onConnectionState = onConnectionState;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], iceTransportPolicy: iceTransportPolicy || "all" });
+    this.pc = new RTCPeerConnection({
+      iceServers: iceServers || [],
+      iceTransportPolicy: iceTransportPolicy || "all",
+      bundlePolicy: "max-bundle",
+      iceCandidatePoolSize: ICE_CANDIDATE_POOL_SIZE,
+    });
     this.remoteStream = new MediaStream();
     this.makingOffer = false;
     this.ignoreOffer = false;
