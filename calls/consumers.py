@@ -313,6 +313,10 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "presence", "user": event["user"], "event": event["event"]})
 
     async def session_revoked(self, event):
-        """An operator revoked this user's login: the socket goes with it."""
+        """An operator revoked a login session of this user: its sockets go with it."""
+        revoked = event.get("session_keys")
+        session = self.scope.get("session")
+        if revoked is not None and (session is None or session.session_key not in revoked):
+            return  # another of the user's sessions was revoked, not the one this socket uses
         self.closing = True
         await self.close(code=protocol.CLOSE_UNAUTHENTICATED)

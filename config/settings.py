@@ -5,6 +5,7 @@ One `env` object reads the process environment (and a `.env` file beside manage.
 in-process channel layer; setting REDIS_URL switches the channel layer and presence to Redis.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -16,6 +17,10 @@ env = environ.Env()
 env_file = BASE_DIR / ".env"
 if env_file.exists():
     env.read_env(str(env_file), overwrite=False)
+# An empty value means "not set". `.env.example` lists every variable, many of them empty, and
+# django-environ would otherwise read "" as a path (the current directory: STATIC_ROOT would
+# serve the repository) or as False, instead of falling back to the default.
+env.ENVIRON = {key: value for key, value in os.environ.items() if value != ""}
 
 # --- Core -----------------------------------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

@@ -346,11 +346,6 @@ def test_revoking_a_session_closes_its_sockets_on_every_worker_and_logs_it_out(t
 @pytest.mark.live
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs SignalConsumer.session_revoked to compare its session key with event['session_keys'] "
-    "(calls/consumers.py, owned by the lead); remove this mark once it does",
-)
 def test_revoking_one_session_leaves_the_users_other_sessions_connected(two_workers, client, make_user, operator):
     worker1, worker2 = two_workers
     alice = make_user("alice")

@@ -1,0 +1,471 @@
+"""The signalling consumer, end to end through the real ASGI app and a real database.
+
+Every test runs twice: on the in-process channel layer and on a real Redis layer (with Redis
+presence). Read top to bottom, they walk the protocol in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+
+from calls import presence, services
+from calls.models import Call
+from tests.support.signalling import ORIGIN, new_call_id, open_socket
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+@pytest.fixture
+def people(layer, make_user):
+    return {name: make_user(name, name.title()) for name in ("alice", "bob", "carol")}
+
+
+@pytest.fixture
+def fast(settings):
+    """Short ring timeout and grace period, so timeouts take a moment."""
+    settings.PEERLINE = {**settings.PEERLINE, "RING_TIMEOUT_S": 0.4, "DISCONNECT_GRACE_S": 0.4}
+
+
+get_call = database_sync_to_async(lambda call_id: Call.objects.get(pk=call_id))
+
+
+async def open_all(people, *names):
+    return [await open_socket(people[name]) for name in names]
+
+
+async def start_call(caller, callee, media=("audio", "video")):
+    """Invite, ring, accept: returns the call id once both sides hold `accepted`."""
+    call_id = new_call_id()
+    await caller.send(type="invite", call_id=call_id, to=callee.hello["user"]["username"], media=list(media))
+    await callee.expect("invite", call_id=call_id)
+    await caller.expect("ringing", call_id=call_id)
+    await callee.send(type="accept", call_id=call_id)
+    await caller.expect("accepted", call_id=call_id, polite=False)
+    await callee.expect("accepted", call_id=call_id, polite=True)
+    return call_id
+
+
+# --- connecting and presence ---------------------------------------------------------------------
+
+async def test_anonymous_sockets_are_closed_with_4401_before_any_data(layer):
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/ws/signal/", headers=[ORIGIN])
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_foreign_origins_are_refused(people):
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/ws/signal/", headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_hello_lists_who_else_is_online_and_presence_sends_only_changes(people):
+    alice = await open_socket(people["alice"])
+    assert alice.hello["user"] == {"username": "alice", "display_name": "Alice", "status": "available"}
+    assert alice.hello["online"] == []
+    assert alice.hello["ice_transport_policy"] == "all"
+
+    bob = await open_socket(people["bob"])
+    assert [u["username"] for u in bob.hello["online"]] == ["alice"]
+    joined = await alice.expect("presence", event="online")
+    assert joined["user"] == {"username": "bob", "display_name": "Bob", "status": "available"}
+
+    await bob.close()
+    left = await alice.expect("presence", event="offline")
+    assert left["user"]["username"] == "bob"
+    await alice.close()
+
+
+async def test_three_tabs_are_online_once_and_offline_when_the_last_closes(people):
+    alice = await open_socket(people["alice"])
+    tabs = [await open_socket(people["bob"], name=f"bob{i}") for i in range(3)]
+    await alice.expect("presence", event="online")
+    await tabs[0].close()
+    await tabs[1].close()
+    await alice.expect_nothing(ignore_presence=False)
+    await tabs[2].close()
+    await alice.expect("presence", event="offline")
+    await alice.close()
+
+
+async def test_ping_is_answered_with_pong(people):
+    alice = await open_socket(people["alice"])
+    await alice.send(type="ping")
+    await alice.expect("pong")
+    await alice.close()
+
+
+# --- a whole call ----------------------------------------------------------------------------------
+
+async def test_invite_accept_signal_both_ways_and_hang_up(people):
+    alice = await open_socket(people["alice"])
+    bob = await open_socket(people["bob"])
+    carol = await open_socket(people["carol"])
+
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio", "video"], **{"from": "carol"})
+    invite = await bob.expect("invite", call_id=call_id, media=["audio", "video"])
+    assert invite["from"]["username"] == "alice"  # stamped by the server, not the client's "carol"
+    await alice.expect("ringing", call_id=call_id)
+
+    await bob.send(type="accept", call_id=call_id)
+    accepted = await alice.expect("accepted", call_id=call_id, polite=False)
+    assert accepted["peer"] == "bob"
+    await bob.expect("accepted", call_id=call_id, polite=True)
+    busy = await carol.expect("presence", event="busy")
+    assert busy["user"]["status"] == "busy"
+
+    await alice.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP}, **{"from": "carol"})
+    offer = await bob.expect("signal", call_id=call_id)
+    assert offer == {"type": "signal", "call_id": call_id, "description": {"type": "offer", "sdp": SDP}, "from": "alice"}
+    await bob.send(type="signal", call_id=call_id, description={"type": "answer", "sdp": SDP})
+    assert (await alice.expect("signal"))["from"] == "bob"
+    await bob.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    assert (await alice.expect("signal"))["candidate"]["candidate"] == CANDIDATE["candidate"]
+    await alice.send(type="media_state", call_id=call_id, audio=False, video=True)
+    assert await bob.expect("media_state") == {"type": "media_state", "call_id": call_id, "audio": False, "video": True, "from": "alice"}
+    await carol.expect_nothing()
+
+    await bob.send(type="hangup", call_id=call_id)
+    await alice.expect("ended", call_id=call_id, reason="hangup")
+    await bob.expect("ended", call_id=call_id, reason="hangup")
+    call = await get_call(call_id)
+    assert call.status == "completed" and call.end_reason == "hangup" and call.ended_by_id == people["bob"].pk
+    assert call.answered_at and call.ended_at and call.duration_s >= 0
+    statuses = await database_sync_to_async(presence.get_presence().statuses)([people["alice"].pk, people["bob"].pk])
+    assert set(statuses.values()) == {"available"}
+    for s in (alice, bob, carol):
+        await s.close()
+
+
+async def test_the_callee_declines(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite", call_id=call_id, media=["audio"])
+    await alice.expect("ringing", call_id=call_id)
+    await bob.send(type="decline", call_id=call_id)
+    await alice.expect("ended", call_id=call_id, reason="declined")
+    await bob.expect("ended", call_id=call_id, reason="declined")
+    call = await get_call(call_id)
+    assert (call.status, call.end_reason, call.media) == ("declined", "declined", "audio")
+    await alice.close(), await bob.close()
+
+
+async def test_hangup_before_answer_cancels_and_the_callee_stops_ringing(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite")
+    await alice.expect("ringing", call_id=call_id)
+    await alice.send(type="hangup", call_id=call_id)
+    await alice.expect("ended", call_id=call_id, reason="cancelled")
+    await bob.expect("ended", call_id=call_id, reason="cancelled")
+    call = await get_call(call_id)
+    assert (call.status, call.end_reason) == ("missed", "cancelled")
+    await alice.close(), await bob.close()
+
+
+async def test_calling_someone_in_a_call_ends_busy_at_once(people):
+    alice, bob, carol = await open_all(people, "alice", "bob", "carol")
+    await start_call(bob, carol)
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await alice.expect("ended", call_id=call_id, reason="busy")
+    await bob.expect_nothing()
+    call = await get_call(call_id)
+    assert (call.status, call.end_reason) == ("missed", "busy")
+    for s in (alice, bob, carol):
+        await s.close()
+
+
+async def test_calling_an_offline_user_ends_offline_and_leaves_them_a_missed_call(people):
+    alice = await open_socket(people["alice"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["video"])
+    await alice.expect("ended", call_id=call_id, reason="offline")
+    call = await get_call(call_id)
+    assert (call.status, call.end_reason, call.callee_id) == ("missed", "offline", people["bob"].pk)
+    await alice.close()
+
+
+async def test_an_unanswered_call_becomes_missed_after_the_ring_timeout(people, fast):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite")
+    await alice.expect("ringing")
+    await alice.expect("ended", call_id=call_id, reason="missed", timeout=3)
+    await bob.expect("ended", call_id=call_id, reason="missed", timeout=3)
+    call = await get_call(call_id)
+    assert (call.status, call.end_reason, call.ended_by_id) == ("missed", "missed", None)
+    await alice.close(), await bob.close()
+
+
+# --- many tabs ---------------------------------------------------------------------------------------
+
+async def test_an_invite_rings_every_tab_and_the_first_accept_wins(people):
+    alice = await open_socket(people["alice"])
+    tab1, tab2 = await open_socket(people["bob"], name="bob1"), await open_socket(people["bob"], name="bob2")
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio", "video"])
+    await tab1.expect("invite", call_id=call_id)
+    await tab2.expect("invite", call_id=call_id)
+    await alice.expect("ringing", call_id=call_id)
+    await alice.expect_nothing()  # one `ringing`, however many tabs ring
+
+    await tab2.send(type="accept", call_id=call_id)
+    await tab2.expect("accepted", call_id=call_id, polite=True)
+    await tab1.expect("ended", call_id=call_id, reason="answered_elsewhere")
+    await alice.expect("accepted", call_id=call_id)
+    await tab1.send(type="accept", call_id=call_id)
+    await tab1.expect_error("bad_state")
+
+    # Only the answering tab takes part in the call.
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await tab2.expect("signal", call_id=call_id)
+    await tab1.expect_nothing()
+    await tab1.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await tab1.expect_error("not_allowed")
+    await alice.expect_nothing()
+    for s in (alice, tab1, tab2):
+        await s.close()
+
+
+# --- refusing bad input ------------------------------------------------------------------------------
+
+async def test_every_error_code_is_answered_and_the_connection_stays_usable(people, settings):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    await alice.send_raw("{not json")
+    await alice.expect_error("bad_json")
+    await alice.send(type="explode")
+    await alice.expect_error("bad_message")
+    await alice.send_raw(data=b"\x00\x01")
+    await alice.expect_error("bad_message")
+    await alice.send(type="ping", pad="x" * (64 * 1024))
+    await alice.expect_error("too_large")
+    await alice.send(type="invite", call_id=new_call_id(), to="nobody", media=["audio"])
+    await alice.expect_error("unknown_user")
+    await alice.send(type="invite", call_id=new_call_id(), to="alice", media=["audio"])
+    await alice.expect_error("not_allowed")
+    await alice.send(type="accept", call_id=new_call_id())
+    await alice.expect_error("unknown_call")
+    await alice.send(type="signal", call_id=new_call_id(), candidate=CANDIDATE)
+    await alice.expect_error("unknown_call")
+
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite")
+    await alice.expect("ringing")
+    await alice.send(type="accept", call_id=call_id)  # the caller cannot answer their own call
+    await alice.expect_error("not_allowed")
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)  # not answered yet
+    await alice.expect_error("bad_state")
+    await alice.send(type="invite", call_id=new_call_id(), to="bob", media=["audio"])  # one call at a time
+    await alice.expect_error("bad_state")
+    await alice.send(type="hangup", call_id=call_id)
+    await alice.expect("ended", reason="cancelled")
+    await bob.expect("ended", reason="cancelled")
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])  # reused call_id
+    await alice.expect_error("bad_state")
+    await bob.send(type="accept", call_id=call_id)  # accepting an ended call
+    await bob.expect_error("bad_state")
+    await alice.send(type="hangup", call_id=call_id)
+    await alice.expect_error("bad_state")
+
+    await alice.send(type="ping")
+    await alice.expect("pong")
+    await alice.close(), await bob.close()
+
+
+async def test_too_many_messages_are_rate_limited(people, settings):
+    settings.PEERLINE = {**settings.PEERLINE, "RATE_BURST": 5, "RATE_PER_S": 0.001}
+    alice = await open_socket(people["alice"])
+    for _ in range(5):
+        await alice.send(type="ping")
+        await alice.expect("pong")
+    await alice.send(type="ping")
+    await alice.expect_error("rate_limited")
+    await alice.close()
+
+
+async def test_more_than_five_invites_in_ten_seconds_are_rate_limited(people):
+    alice = await open_socket(people["alice"])
+    for _ in range(5):
+        call_id = new_call_id()
+        await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+        await alice.expect("ended", call_id=call_id, reason="offline")
+    await alice.send(type="invite", call_id=new_call_id(), to="bob", media=["audio"])
+    await alice.expect_error("rate_limited")
+    await alice.close()
+
+
+async def test_a_flood_of_bad_frames_closes_the_connection_with_4429(people, settings):
+    settings.PEERLINE = {**settings.PEERLINE, "ERRORS_BEFORE_CLOSE": 5}
+    alice = await open_socket(people["alice"])
+    for _ in range(10):
+        await alice.send_raw("garbage")
+    codes = []
+    while True:
+        output = await alice.comm.receive_output(timeout=2)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 4429
+            break
+        codes.append(json.loads(output["text"])["code"])
+    assert codes == ["bad_json"] * 6
+
+
+async def test_a_stranger_cannot_signal_or_end_someone_elses_call(people):
+    alice, bob, carol = await open_all(people, "alice", "bob", "carol")
+    call_id = await start_call(alice, bob)
+    await carol.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    await carol.expect_error("not_allowed")
+    await carol.send(type="hangup", call_id=call_id)
+    await carol.expect_error("not_allowed")
+    await carol.send(type="media_state", call_id=call_id, audio=False, video=False)
+    await carol.expect_error("not_allowed")
+    await alice.expect_nothing()
+    await bob.expect_nothing()
+    assert (await get_call(call_id)).status == "active"
+    for s in (alice, bob, carol):
+        await s.close()
+
+
+async def test_server_event_names_sent_by_a_client_are_refused_and_reach_nobody(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    for kind in ("calls.ended", "calls_ended", "session.revoked", "presence.update", "websocket.disconnect"):
+        await alice.send(type=kind, call_id=call_id, reason="hangup", frame={"type": "ended"})
+        await alice.expect_error("bad_message")
+    await bob.expect_nothing()
+    assert (await get_call(call_id)).status == "active"
+    await alice.close(), await bob.close()
+
+
+async def test_garbage_never_corrupts_state_a_call_still_works_after_it(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    for junk in ('{"type":"invite"}', '{"type":"signal","call_id":"x"}', '[', '{"type":"accept","call_id":null}', '{"type": {"a": 1}}'):
+        await alice.send_raw(junk)
+        await alice.expect("error")
+    call_id = await start_call(alice, bob)
+    await alice.send(type="hangup", call_id=call_id)
+    await bob.expect("ended", reason="hangup")
+    await alice.close(), await bob.close()
+
+
+# --- lost connections ----------------------------------------------------------------------------------
+
+async def test_a_participant_who_does_not_come_back_ends_the_call_as_disconnected(people, fast):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    await bob.close()
+    await alice.expect("ended", call_id=call_id, reason="disconnected", timeout=3)
+    call = await get_call(call_id)
+    assert (call.status, call.end_reason) == ("completed", "disconnected")
+    await alice.close()
+
+
+async def test_a_reconnecting_tab_resumes_its_call_and_gets_the_signals_it_missed(people, settings):
+    settings.PEERLINE = {**settings.PEERLINE, "DISCONNECT_GRACE_S": 5}
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    await bob.close()
+    await asyncio.sleep(0.1)  # let the detach commit before alice signals into the gap
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+
+    bob_again = await open_socket(people["bob"], name="bob-again")
+    assert bob_again.hello["call"]["call_id"] == call_id and bob_again.hello["call"]["role"] == "callee"
+    await bob_again.send(type="resume", call_id=call_id)
+    resumed = await bob_again.expect("resumed", call_id=call_id, polite=True, state="active")
+    assert resumed["peer"]["username"] == "alice"
+    held = await bob_again.expect("signal", call_id=call_id)
+    assert held["candidate"]["candidate"] == CANDIDATE["candidate"]
+    await bob_again.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    await alice.expect("signal", call_id=call_id)
+    assert (await get_call(call_id)).status == "active"
+    await alice.send(type="hangup", call_id=call_id)
+    await bob_again.expect("ended", reason="hangup")
+    await alice.close(), await bob_again.close()
+
+
+async def test_another_user_cannot_resume_a_call(people):
+    alice, bob, carol = await open_all(people, "alice", "bob", "carol")
+    call_id = await start_call(alice, bob)
+    await carol.send(type="resume", call_id=call_id)
+    await carol.expect_error("not_allowed")
+    for s in (alice, bob, carol):
+        await s.close()
+
+
+async def test_the_sweep_ends_calls_whose_sockets_died_with_their_worker(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    bob_channel = (await get_call(call_id)).callee_channel
+
+    def sweep():
+        return services.call_sweep(
+            ring_timeout_s=30, grace_s=15,
+            is_connection_alive=lambda uid, channel: channel != bob_channel,  # bob's worker is gone
+        )
+
+    assert await database_sync_to_async(sweep)() == 1
+    await alice.expect("ended", call_id=call_id, reason="disconnected")
+    assert (await get_call(call_id)).end_reason == "disconnected"
+    assert await database_sync_to_async(sweep)() == 0  # idempotent
+    await alice.close(), await bob.close()
+
+
+async def test_the_sweep_ends_calls_left_ringing_after_a_restart(people):
+    alice = await open_socket(people["alice"])
+    bob = await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite")
+    await alice.expect("ringing")
+    await database_sync_to_async(Call.objects.filter(pk=call_id).update)(
+        created_at=(await get_call(call_id)).created_at - __import__("datetime").timedelta(minutes=5)
+    )
+    ended = await database_sync_to_async(services.call_sweep)(
+        ring_timeout_s=30, grace_s=15, is_connection_alive=lambda uid, ch: True
+    )
+    assert ended == 1
+    await alice.expect("ended", call_id=call_id, reason="missed")
+    assert (await get_call(call_id)).status == "missed"
+    await alice.close(), await bob.close()
+
+
+async def test_stats_are_kept_for_answered_calls_only(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    await alice.send(type="hangup", call_id=call_id)
+    await alice.expect("ended")
+    await alice.send(type="stats", call_id=call_id, summary={"path": "host", "rtt_ms": 3.5, "packet_loss": 0, "bitrate_kbps": 900})
+    await bob.send(type="stats", call_id=call_id, summary={"path": "relay"})
+    await asyncio.sleep(0.2)
+    await alice.send(type="ping")
+    await alice.expect("pong")
+    call = await get_call(call_id)
+    assert call.caller_report == {"path": "host", "rtt_ms": 3.5, "packet_loss": 0.0, "bitrate_kbps": 900.0}
+    assert call.callee_report == {"path": "relay"}
+    await alice.close(), await bob.close()
+
+
+async def test_relay_only_users_get_a_relay_policy(people):
+    await database_sync_to_async(get_user_model().objects.filter(username="carol").update)(relay_only=True)
+    carol = await open_socket(await database_sync_to_async(get_user_model().objects.get)(username="carol"))
+    assert carol.hello["ice_transport_policy"] == "relay"
+    await carol.close()

@@ -1,0 +1,132 @@
+"""Two real daphne workers sharing one real Redis: the deployment shape Peerline scales out with.
+
+alice's socket lives on one worker, bob's on the other; everything between them crosses Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+import websockets
+from django.db import close_old_connections
+
+from calls.models import Call
+from tests.support.live import FAST_TIMINGS
+from tests.support.sessions import session_cookie_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.redis]
+
+SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+class Tab:
+    """A browser tab's signalling socket over a real network connection."""
+
+    def __init__(self, ws, name):
+        self.ws, self.name = ws, name
+
+    async def send(self, **frame):
+        await self.ws.send(json.dumps(frame))
+
+    async def expect(self, kind, timeout=10, **fields):
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), max(0.05, deadline - time.monotonic())))
+            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                return frame
+            if frame["type"] not in ("presence", kind):
+                raise AssertionError(f"{self.name}: expected {kind} {fields}, got {frame}")
+
+
+async def open_tab(server, cookie, name):
+    ws = await websockets.connect(server.ws_url, origin=server.url, additional_headers={"Cookie": cookie})
+    tab = Tab(ws, name)
+    tab.hello = await tab.expect("hello")
+    return tab
+
+
+@pytest.fixture
+def two_workers(live_servers, redis_url):
+    prefix = f"peerline-mw-{uuid.uuid4().hex[:8]}"
+    env = {"PEERLINE_CHANNEL_PREFIX": prefix, "PEERLINE_PRESENCE_PREFIX": f"{prefix}:presence:"}
+    return live_servers(redis_url=redis_url, env=env), live_servers(redis_url=redis_url, env=env)
+
+
+def fetch_call(call_id):
+    close_old_connections()
+    return Call.objects.get(pk=call_id)
+
+
+def test_a_call_across_two_workers_from_invite_to_hangup(two_workers, make_user):
+    w1, w2 = two_workers
+    alice_cookie = session_cookie_for(make_user("alice", "Alice"))
+    bob_cookie = session_cookie_for(make_user("bob", "Bob"))
+    call_id = str(uuid.uuid4())
+
+    async def scenario():
+        alice = await open_tab(w1, alice_cookie, "alice@w1")
+        bob = await open_tab(w2, bob_cookie, "bob@w2")
+        assert [u["username"] for u in bob.hello["online"]] == ["alice"]
+        await alice.expect("presence", event="online")  # presence crossed workers
+
+        await alice.send(type="invite", call_id=call_id, to="bob", media=["audio", "video"])
+        await bob.expect("invite", call_id=call_id)
+        await alice.expect("ringing", call_id=call_id)
+        await bob.send(type="accept", call_id=call_id)
+        await alice.expect("accepted", call_id=call_id, polite=False)
+        await bob.expect("accepted", call_id=call_id, polite=True)
+
+        await alice.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+        offer = await bob.expect("signal", call_id=call_id)
+        assert offer["from"] == "alice" and offer["description"]["type"] == "offer"
+        await bob.send(type="signal", call_id=call_id, description={"type": "answer", "sdp": SDP})
+        assert (await alice.expect("signal", call_id=call_id))["from"] == "bob"
+
+        await alice.send(type="hangup", call_id=call_id)
+        await alice.expect("ended", call_id=call_id, reason="hangup")
+        await bob.expect("ended", call_id=call_id, reason="hangup")
+        await bob.ws.close()
+        await alice.expect("presence", event="offline")
+        await alice.ws.close()
+
+    asyncio.run(scenario())
+    call = fetch_call(call_id)
+    assert call.status == "completed" and call.end_reason == "hangup" and call.duration_s is not None
+
+
+def test_a_killed_worker_takes_its_users_offline_within_the_ttl_and_ends_their_call(two_workers, make_user):
+    w1, w2 = two_workers
+    alice_cookie = session_cookie_for(make_user("alice", "Alice"))
+    bob_cookie = session_cookie_for(make_user("bob", "Bob"))
+    call_id = str(uuid.uuid4())
+    ttl = float(FAST_TIMINGS["PEERLINE_PRESENCE_TTL_S"])
+    heartbeat = float(FAST_TIMINGS["PEERLINE_HEARTBEAT_INTERVAL_S"])
+
+    async def scenario():
+        alice = await open_tab(w1, alice_cookie, "alice@w1")
+        bob = await open_tab(w2, bob_cookie, "bob@w2")
+        await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+        await bob.expect("invite", call_id=call_id)
+        await alice.expect("ringing", call_id=call_id)
+        await bob.send(type="accept", call_id=call_id)
+        await alice.expect("accepted", call_id=call_id)
+
+        w2.kill()  # SIGKILL: no disconnect handler runs on w2
+        killed_at = time.monotonic()
+        offline = await alice.expect("presence", event="offline", timeout=ttl + 4 * heartbeat + 5)
+        offline_after = time.monotonic() - killed_at
+        assert offline["user"]["username"] == "bob"
+        ended = await alice.expect("ended", call_id=call_id, timeout=10)
+        assert ended["reason"] == "disconnected"
+        await alice.ws.close()
+        return offline_after
+
+    offline_after = asyncio.run(scenario())
+    # Within the TTL plus one janitor round (and scheduling slack on a loaded machine).
+    assert offline_after <= ttl + 2 * heartbeat + 1.5, offline_after
+    call = fetch_call(call_id)
+    assert (call.status, call.end_reason) == ("completed", "disconnected")
