@@ -14,7 +14,8 @@ def load_settings(**env) -> subprocess.CompletedProcess:
         "import json, django; from django.conf import settings; django.setup();"
         "print(json.dumps({'layer': settings.CHANNEL_LAYERS['default'], 'debug': settings.DEBUG,"
         " 'db': settings.DATABASES['default']['ENGINE'], 'hosts': settings.ALLOWED_HOSTS,"
-        " 'csrf': settings.CSRF_TRUSTED_ORIGINS}))"
+        " 'csrf': settings.CSRF_TRUSTED_ORIGINS, 'static_root': str(settings.STATIC_ROOT),"
+        " 'finders': settings.WHITENOISE_USE_FINDERS, 'ring': settings.PEERLINE['RING_TIMEOUT_S']}))"
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_URL", "DATABASE_URL"))}
     full_env = {**base, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "x" * 50,
@@ -63,3 +64,14 @@ def test_hosts_and_trusted_origins_come_from_the_environment():
     assert values["hosts"] == ["calls.example.com", ".example.org"]
     assert values["csrf"] == ["https://calls.example.com"]
     assert values["db"] == "django.db.backends.postgresql"
+
+
+def test_empty_values_as_in_env_example_mean_unset():
+    """`.env.example` (which `make run` copies) lists variables with empty values. Read as set,
+    an empty DJANGO_STATIC_ROOT became the current directory and WhiteNoise served the whole
+    repository under /static/."""
+    result = load_settings(DJANGO_STATIC_ROOT="", DJANGO_STATIC_USE_FINDERS="", PEERLINE_RING_TIMEOUT_S="")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["static_root"] == str(ROOT / "staticfiles")
+    assert values["finders"] is False and values["ring"] == 30.0
