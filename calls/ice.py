@@ -34,4 +34,4 @@ def ice_servers_for(*, user_id: int, config: dict, now: float | None = None) -> 
 
 def ice_refresh_after_s(config: dict) -> float:
     """When a client should ask for fresh credentials: well before they expire."""
-    return max(30.0, config["TURN_TTL_S"] * 0.5)
+    return max(1.0, config["TURN_TTL_S"] * 0.5)

@@ -297,7 +297,8 @@ def call_end_by_admin(*, call_id: uuid.UUID, admin) -> bool:
 def call_sweep(*, ring_timeout_s: float, grace_s: float, is_connection_alive, now: datetime | None = None) -> int:
     """Bring every live call that nobody is tending to its end state. Safe to run on every worker
     at once. `is_connection_alive(user_id, channel)` asks presence whether a socket still exists:
-    a worker killed outside `disconnect` leaves channels that no heartbeat refreshes."""
+    a worker killed outside `disconnect` leaves channels that no heartbeat refreshes; those sides
+    are detached here and end after the grace period like any dropped connection."""
     now = now or timezone.now()
     ended = 0
     for call in Call.objects.select_related("caller", "callee").filter(status__in=Call.LIVE_STATUSES):
@@ -307,20 +308,34 @@ def call_sweep(*, ring_timeout_s: float, grace_s: float, is_connection_alive, no
         if call_end_if_detached(call_id=call.pk, grace_s=grace_s, now=now):
             ended += 1
             continue
-        if _has_dead_side(call, is_connection_alive):
-            with transaction.atomic():
-                fresh = Call.objects.select_for_update().select_related("caller", "callee").get(pk=call.pk)
-                if fresh.is_live and _has_dead_side(fresh, is_connection_alive):
-                    ended += _end_disconnected(fresh, now=now)
+        for side in _dead_sides(call, is_connection_alive):
+            _detach_dead_side(call_id=call.pk, side=side, channel=getattr(call, f"{side}_channel"), now=now)
     return ended
 
 
-def _has_dead_side(call: Call, is_connection_alive) -> bool:
-    sides = [(call.caller_id, call.caller_channel)]
+def _dead_sides(call: Call, is_connection_alive) -> list[str]:
+    """Sides whose socket presence no longer knows: its worker died or restarted without running
+    `disconnect` (daphne does not run it on shutdown)."""
+    sides = [("caller", call.caller_id, call.caller_channel)]
     if call.status == S.ACTIVE:
-        sides.append((call.callee_id, call.callee_channel))
-    # An empty channel is a detached side: the grace period above decides those.
-    return any(channel and not is_connection_alive(user_id, channel) for user_id, channel in sides)
+        sides.append(("callee", call.callee_id, call.callee_channel))
+    # An empty channel is already a detached side: the grace period decides those.
+    return [side for side, user_id, channel in sides if channel and not is_connection_alive(user_id, channel)]
+
+
+@transaction.atomic
+def _detach_dead_side(*, call_id: uuid.UUID, side: str, channel: str, now: datetime) -> None:
+    """Treat a dead socket like a dropped one: the call waits the grace period for a `resume`
+    (the browser reconnects to a restarted worker within seconds) instead of ending at once."""
+    changed = Call.objects.filter(pk=call_id, status__in=Call.LIVE_STATUSES, **{f"{side}_channel": channel}).update(
+        **{f"{side}_channel": "", f"{side}_detached_at": now}
+    )
+    if changed:
+        call = Call.objects.get(pk=call_id)
+        peer = call.callee_channel if side == "caller" else call.caller_channel
+        if call.status == S.ACTIVE and peer:
+            events.send_on_commit(event_type="calls.peer_moved", channel=peer, call_id=str(call_id), peer_channel="")
+        logger.info("call %s: %s socket is gone with its worker, waiting for it to come back", call_id, side)
 
 
 @transaction.atomic

@@ -411,22 +411,43 @@ async def test_another_user_cannot_resume_a_call(people):
         await s.close()
 
 
-async def test_the_sweep_ends_calls_whose_sockets_died_with_their_worker(people):
+async def test_a_socket_that_died_with_its_worker_gets_the_grace_period_then_the_call_ends(people):
     alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
     call_id = await start_call(alice, bob)
     bob_channel = (await get_call(call_id)).callee_channel
 
-    def sweep():
+    def sweep(at=None):
         return services.call_sweep(
-            ring_timeout_s=30, grace_s=15,
+            ring_timeout_s=30, grace_s=15, now=at,
             is_connection_alive=lambda uid, channel: channel != bob_channel,  # bob's worker is gone
         )
 
-    assert await database_sync_to_async(sweep)() == 1
+    assert await database_sync_to_async(sweep)() == 0  # detached, not ended: bob may come back
+    call = await get_call(call_id)
+    assert call.status == "active" and call.callee_channel == "" and call.callee_detached_at is not None
+    later = call.callee_detached_at + __import__("datetime").timedelta(seconds=16)
+    assert await database_sync_to_async(sweep)(later) == 1
     await alice.expect("ended", call_id=call_id, reason="disconnected")
     assert (await get_call(call_id)).end_reason == "disconnected"
-    assert await database_sync_to_async(sweep)() == 0  # idempotent
+    assert await database_sync_to_async(sweep)(later) == 0  # idempotent
     await alice.close(), await bob.close()
+
+
+async def test_a_socket_that_died_with_its_worker_can_resume_within_the_grace_period(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    bob_channel = (await get_call(call_id)).callee_channel
+    await database_sync_to_async(services.call_sweep)(
+        ring_timeout_s=30, grace_s=15, is_connection_alive=lambda uid, channel: channel != bob_channel
+    )
+    bob_again = await open_socket(people["bob"], name="bob-again")
+    await bob_again.send(type="resume", call_id=call_id)
+    await bob_again.expect("resumed", call_id=call_id, state="active")
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await bob_again.expect("signal", call_id=call_id)
+    assert (await get_call(call_id)).status == "active"
+    for s in (alice, bob, bob_again):
+        await s.close()
 
 
 async def test_the_sweep_ends_calls_left_ringing_after_a_restart(people):

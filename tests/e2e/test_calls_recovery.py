@@ -66,11 +66,6 @@ def test_call_survives_dropped_sockets_and_ice_restarts(live_servers, redis_url,
     assert a_watch.errors == [] and b_watch.errors == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server: on restart the new worker's janitor (calls/services.py call_sweep -> _has_dead_side) ends a "
-    "live call whose channels died with the old worker at once, as `disconnected`, without the "
-    "DISCONNECT_GRACE_S a resume needs; daphne's SIGTERM does not run the consumers' disconnect"
-))
 def test_call_survives_a_server_restart(live_servers, redis_url, make_user, open_page):
     """daphne restarts mid-call: media never stops, both pages reconnect and resume the call."""
     alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
