@@ -54,6 +54,9 @@ export function endedMessage(reason, { role, peerName }) {
     case "answered_elsewhere": return "Answered on another device.";
     case "ended_by_admin": return "An administrator ended the call.";
     case "lost_while_away": return "The call ended while you were disconnected.";
+    case "no_media_path": return `The call could not be connected: no network path to ${who} was found.`;
+    case "no_media_path_relay":
+      return "The call could not be connected: your “relay only” setting needs the relay (TURN) server, and it could not be used.";
     default: return "The call has ended.";
   }
 }

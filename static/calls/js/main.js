@@ -13,6 +13,9 @@ import * as ui from "./ui.js";
 const WS_PATH = "/ws/signal/";
 const TIMER_TICK_MS = 1_000;
 const PATH_POLL_MS = 2_000;
+// An answered call whose media never connects (e.g. the TURN server refuses the credentials of a
+// "relay only" user: no candidate at all, ICE stays `new` forever) is ended with a message.
+const CONNECT_TIMEOUT_MS = 15_000;
 const SIGNAL_TYPES = new Set(["signal", "media_state"]);
 
 const now = () => performance.timeOrigin + performance.now(); // epoch ms, comparable across tabs
@@ -151,6 +154,8 @@ function newCall({ id, role, peer, media }) {
     peerMedia: { audio: true, video: media.includes("video") },
     timer: null,
     pathTimer: null,
+    connectTimer: null,
+    everConnected: false,
     connection: "connecting",
     path: "unknown",
     firstFrameSeen: false,
@@ -246,6 +251,7 @@ function onAccepted({ call_id, polite }) {
   call.outbox = [];
   queued.forEach((body) => client.send({ type: "signal", call_id: call.id, ...body }));
   sendMediaState(call);
+  if (!call.everConnected) call.connectTimer = setTimeout(() => connectTimedOut(call), CONNECT_TIMEOUT_MS);
   call.timer = setInterval(() => ui.setTimer((now() - call.answeredAt) / 1000), TIMER_TICK_MS);
 }
 
@@ -331,6 +337,8 @@ function remoteTrackArrived(call, stream) {
 function connectionChanged(call, state) {
   if (app.call !== call || !CS.ANSWERED.has(app.state)) return;
   if (state === "connected") {
+    call.everConnected = true;
+    clearTimeout(call.connectTimer);
     if (app.state !== CS.ACTIVE) {
       app.timings.connectedAt = app.timings.connectedAt || now();
       go("media_up");
@@ -345,6 +353,14 @@ function connectionChanged(call, state) {
     call.connection = "reconnecting";
   }
   ui.setConnection(call.connection, call.path);
+}
+
+function connectTimedOut(call) {
+  if (app.call !== call || call.everConnected || !CS.ANSWERED.has(app.state)) return;
+  console.warn(`call ${call.id}: media did not connect within ${CONNECT_TIMEOUT_MS} ms`,
+    call.rtc ? { ice: call.rtc.pc.iceConnectionState, gathering: call.rtc.pc.iceGatheringState } : null);
+  client.send({ type: "hangup", call_id: call.id });
+  finish(app.icePolicy === "relay" ? "no_media_path_relay" : "no_media_path");
 }
 
 async function refreshPath(call) {
@@ -475,6 +491,7 @@ function finish(reason, text) {
   tones.stop();
   clearInterval(call.timer);
   clearInterval(call.pathTimer);
+  clearTimeout(call.connectTimer);
   client.discard((f) => SIGNAL_TYPES.has(f.type) && f.call_id === call.id);
   const rtc = call.rtc;
   if (rtc && call.answered) {
