@@ -2,7 +2,7 @@
 # The whole test suite, as `make test` runs it (and CI through .ci/run).
 #
 # 1. System tools the tests drive for real: Chromium (browser tests), redis-server, coturn (TURN
-#    test). On Debian as root, missing ones are installed with apt-get; elsewhere this says what to
+#    test), docker-compose and caddy (deployment files). On Debian as root, missing ones are installed with apt-get; elsewhere this says what to
 #    install. With CI=true nothing missing is skipped: the run fails.
 # 2. Pass one: every test (unit, consumer, live daphne, browser) on SQLite.
 # 3. Pass two: the database tests again on PostgreSQL, production's database
@@ -17,6 +17,10 @@ need_pkgs=()
 command -v chromium >/dev/null 2>&1 || [ -n "${PEERLINE_CHROMIUM:-}" ] || need_pkgs+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v turnserver >/dev/null 2>&1 || need_pkgs+=(coturn)
+# Validating the deployment files: compose v1 parses docker-compose.yml without an engine, and
+# Caddy parses the Caddyfile.
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v caddy >/dev/null 2>&1 || need_pkgs+=(caddy)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need_pkgs[*]}"

@@ -1,10 +1,10 @@
 """The deployment files: docker-compose.yml, Dockerfile, deploy/*, and the production settings.
 
 The structure of docker-compose.yml is checked with PyYAML (a test dependency), so these tests
-need no Docker. Three checks use real tools when they are installed and are skipped (with the
-reason) when not, in CI too, because none of them is a service the suite requires:
-`docker-compose config` (validates the file the way Compose does), `caddy adapt` (parses the
-Caddyfile) and coturn's `turnserver` (runs deploy/coturn.sh). deploy/entrypoint.sh is run for
+need no Docker. Three checks use real tools, which `make test` installs (Debian packages
+docker-compose, caddy, coturn); outside CI a missing one is skipped with the reason, in CI it
+fails: `docker-compose config` (validates the file the way Compose v1 does), `caddy adapt`
+(parses the Caddyfile) and coturn's `turnserver` (runs deploy/coturn.sh). deploy/entrypoint.sh is run for
 real, outside a container, against the test database and Redis.
 """
 
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.support import live
-from tests.support.services import free_port
+from tests.support.services import free_port, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -157,7 +157,7 @@ def _compose_project(tmp_path: Path) -> Path:
 def _docker_compose() -> str:
     binary = shutil.which("docker-compose")
     if not binary:
-        pytest.skip("docker-compose is not installed (optional: the structural checks above ran)")
+        unavailable("docker-compose is not installed (Debian: docker-compose; make test installs it)")
     return binary
 
 
@@ -229,10 +229,10 @@ def test_caddyfile_proxies_to_web_on_port_8000():
 
 @pytest.mark.parametrize("tls", ["auto", "internal"])
 def test_caddy_parses_the_caddyfile(tls):
-    """Runs `caddy adapt` when Caddy is installed (Debian: `caddy`); skipped otherwise."""
+    """Runs `caddy adapt` (Debian: `caddy`; required in CI)."""
     binary = shutil.which("caddy")
     if not binary:
-        pytest.skip("caddy is not installed (optional)")
+        unavailable("caddy is not installed (Debian: caddy; make test installs it)")
     env = clean_env(PEERLINE_DOMAIN="peerline.lan", PEERLINE_TLS=tls)
     result = subprocess.run([binary, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
                             env=env, capture_output=True, text=True, timeout=30)
@@ -263,9 +263,9 @@ def _stun_answers(port: int, timeout_s: float = 10) -> bool:
 
 
 def test_coturn_script_starts_turnserver_with_the_secret_only_in_its_config_file(tmp_path):
-    """Runs deploy/coturn.sh with Debian's coturn (skipped when turnserver is not installed)."""
+    """Runs deploy/coturn.sh with Debian's coturn (required in CI)."""
     if not (shutil.which("turnserver") and shutil.which("turnutils_stunclient")):
-        pytest.skip("coturn is not installed (optional here; Debian: coturn)")
+        unavailable("coturn is not installed (Debian: coturn; make test installs it)")
     port = free_port()
     env = clean_env(PEERLINE_TURN_SECRET="shared-secret-123", PEERLINE_TURN_PORT=str(port),
                     PEERLINE_TURN_LISTEN_IP="127.0.0.1", PEERLINE_TURN_EXTERNAL_IP="203.0.113.7",

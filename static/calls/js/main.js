@@ -30,7 +30,20 @@ const app = {
   call: null,
   // Test/diagnostic: epoch-ms marks of the last call's setup (see bench/call_setup.py).
   timings: {},
+  callBack: readCallBack(),
 };
+
+/**
+ * A call-back link from the history page: /?call=<username>&media=audio|video. Dialled once,
+ * after the first `hello`; the address is cleaned so a reload does not dial again.
+ */
+function readCallBack() {
+  const params = new URLSearchParams(location.search);
+  const username = params.get("call");
+  if (!username) return null;
+  history.replaceState(null, "", location.pathname);
+  return { username, media: params.get("media") === "video" ? ["audio", "video"] : ["audio"] };
+}
 
 const client = new SignallingClient({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${WS_PATH}`,
@@ -97,6 +110,11 @@ function onHello(hello) {
     finish(call.state === CS.INCOMING ? "missed" : "lost_while_away");
   }
   if (live && (!call || live.call_id !== call.id)) adoptOrphan(live);
+  if (app.callBack && !app.call) {
+    const { username, media } = app.callBack;
+    app.callBack = null;
+    dial(username, media); // an offline person gets the usual "offline" message
+  }
 }
 
 /** A live call the server knows but this page does not (the page was reloaded). */

@@ -1,7 +1,7 @@
 // The local camera and microphone: acquire with fallbacks, switch the camera on and off, stop.
 // No DOM and no signalling here.
 
-import { constraintsFor, describeMediaError, loadPreferences } from "./devices.js";
+import { describeMediaError, loadPreferences, openMedia } from "./devices.js";
 
 /**
  * Get the media a call wants, falling back instead of failing the call:
@@ -18,7 +18,9 @@ export async function acquire(media) {
   const attempts = wanted.includes("video") && wanted.includes("audio") ? [wanted, ["audio"]] : [wanted];
   for (const kinds of attempts) {
     try {
-      const stream = await navigator.mediaDevices.getUserMedia(constraintsFor(kinds, prefs));
+      // openMedia pins the devices chosen on /devices/ (Chromium ignores `ideal` device ids)
+      // and falls back to any device when a chosen one is gone.
+      const stream = await openMedia(kinds, prefs);
       const problem = firstError ? fallbackProblem(firstError, "audio") : null;
       return { stream, problem };
     } catch (error) {
@@ -36,13 +38,14 @@ function fallbackProblem(error, kept) {
   return { code, message: message + after };
 }
 
-/** A fresh camera track (turning the camera back on). Rejects with {code, message}. */
+/** A fresh camera track (turning the camera back on). Rejects with an Error carrying `code`. */
 export async function cameraTrack() {
   try {
-    const stream = await navigator.mediaDevices.getUserMedia(constraintsFor(["video"], loadPreferences()));
+    const stream = await openMedia(["video"], loadPreferences());
     return stream.getVideoTracks()[0];
   } catch (error) {
-    throw describeMediaError(error);
+    const { code, message } = describeMediaError(error);
+    throw Object.assign(new Error(message), { code, cause: error });
   }
 }
 
