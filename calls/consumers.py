@@ -59,6 +59,10 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         self.active: ActiveCall | None = None
         self.outgoing: dict[uuid.UUID, bool] = {}  # call_id -> `ringing` already sent
         self.ringing: set[uuid.UUID] = set()
+        # The caller's signals made while the callee's phone rings: held here and handed to the
+        # answering tab the moment it accepts (never before), so the offer does not wait for a
+        # round trip through the caller's browser after `accepted`.
+        self.pre_answer: dict[uuid.UUID, deque] = {}
         self.closing = False
         await self.channel_layer.group_add(events.user_group(user.pk), self.channel_name)
         await self.channel_layer.group_add(events.PRESENCE_GROUP, self.channel_name)
@@ -230,6 +234,10 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
     async def _relay(self, call_id: uuid.UUID, event_type: str, frame: dict) -> None:
         active = self.active
         if active is None or active.call_id != call_id:
+            if event_type == "calls.signal" and call_id in self.outgoing:
+                held = self.pre_answer.setdefault(call_id, deque(maxlen=HELD_SIGNALS_MAX))
+                held.append((event_type, frame))
+                return
             raise await self._why_not_in_call(call_id)
         if active.peer_channel:
             await events.send_to_channel(active.peer_channel, event_type, call_id=str(call_id), frame=frame)
@@ -273,6 +281,8 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
             "type": "accepted", "call_id": event["call_id"], "polite": event["polite"],
             "peer": event["peer"], "media": event["media"],
         })
+        for event_type, frame in self.pre_answer.pop(call_id, ()):
+            await events.send_to_channel(self.active.peer_channel, event_type, call_id=event["call_id"], frame=frame)
 
     async def calls_answered_elsewhere(self, event):
         call_id = uuid.UUID(event["call_id"])
@@ -286,6 +296,7 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         known = call_id in self.ringing or call_id in self.outgoing or (self.active and self.active.call_id == call_id)
         self.ringing.discard(call_id)
         self.outgoing.pop(call_id, None)
+        self.pre_answer.pop(call_id, None)
         if self.active and self.active.call_id == call_id:
             self.active = None
         if known or event.get("direct", True):

@@ -155,13 +155,15 @@ def call_accept(*, user, call_id: uuid.UUID, channel: str) -> Call:
     Call.objects.filter(pk=call.pk).update(status=S.ACTIVE, answered_at=now, callee_channel=channel)
     call.status, call.answered_at, call.callee_channel = S.ACTIVE, now, channel
     common = {"call_id": str(call_id), "media": call.media_list}
-    events.send_on_commit(
-        event_type="calls.accepted", channel=call.caller_channel, polite=False,
-        peer_channel=channel, peer=call.callee.username, **common,
-    )
+    # The answering tab hears first: the caller's connection forwards its held offer as soon as
+    # it hears, and that offer must queue behind this `accepted` on the answering channel.
     events.send_on_commit(
         event_type="calls.accepted", channel=channel, polite=True,
         peer_channel=call.caller_channel, peer=call.caller.username, **common,
+    )
+    events.send_on_commit(
+        event_type="calls.accepted", channel=call.caller_channel, polite=False,
+        peer_channel=channel, peer=call.callee.username, **common,
     )
     events.send_on_commit(
         event_type="calls.answered_elsewhere", user_id=call.callee_id, except_channel=channel, **common

@@ -152,6 +152,44 @@ async def test_invite_accept_signal_both_ways_and_hang_up(people):
         await s.close()
 
 
+async def test_the_callers_early_offer_waits_for_the_answer_and_goes_only_to_the_answering_tab(people):
+    """The caller may make its offer while the phone rings (connecting faster); the server holds
+    it and hands it over only once a tab has accepted, and only to that tab."""
+    alice = await open_socket(people["alice"])
+    tab1, tab2 = await open_socket(people["bob"], name="bob1"), await open_socket(people["bob"], name="bob2")
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio", "video"])
+    await alice.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await tab1.expect("invite", call_id=call_id)
+    await tab2.expect("invite", call_id=call_id)
+    await alice.expect("ringing", call_id=call_id)
+    await tab1.expect_nothing()
+    await alice.expect_nothing()  # held, not refused
+
+    await tab2.send(type="accept", call_id=call_id)
+    await tab2.expect("accepted", call_id=call_id, polite=True)
+    offer = await tab2.expect("signal", call_id=call_id)
+    assert offer["description"]["type"] == "offer" and offer["from"] == "alice"
+    assert (await tab2.expect("signal", call_id=call_id))["candidate"] == {**CANDIDATE, "usernameFragment": None}
+    await tab1.expect("ended", reason="answered_elsewhere")
+    await tab1.expect_nothing()
+    for s in (alice, tab1, tab2):
+        await s.close()
+
+
+async def test_an_early_offer_is_dropped_when_the_call_is_declined(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await alice.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    await bob.expect("invite", call_id=call_id)
+    await bob.send(type="decline", call_id=call_id)
+    await bob.expect("ended", reason="declined")
+    await bob.expect_nothing()
+    await alice.close(), await bob.close()
+
+
 async def test_the_callee_declines(people):
     alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
     call_id = new_call_id()
@@ -273,8 +311,8 @@ async def test_every_error_code_is_answered_and_the_connection_stays_usable(peop
     await alice.expect("ringing")
     await alice.send(type="accept", call_id=call_id)  # the caller cannot answer their own call
     await alice.expect_error("not_allowed")
-    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)  # not answered yet
-    await alice.expect_error("bad_state")
+    await bob.send(type="signal", call_id=call_id, candidate=CANDIDATE)  # the callee, before answering
+    await bob.expect_error("bad_state")
     await alice.send(type="invite", call_id=new_call_id(), to="bob", media=["audio"])  # one call at a time
     await alice.expect_error("bad_state")
     await alice.send(type="hangup", call_id=call_id)

@@ -28,8 +28,10 @@ def test_mute_and_camera_off_reach_the_other_side(live_servers, redis_url, make_
     assert a.get_attribute("[data-testid=toggle-mic]", "aria-pressed") == "true"
     b.wait_for_selector("body[data-peer-audio=off]")
     assert "microphone muted" in b.text_content("[data-testid=peer-media]")
-    inbound_over(b, 25)  # let packets sent before the mute drain
-    assert inbound_over(b, AUDIO_WINDOW_PACKETS)["energy"] < SILENCE_ENERGY
+    # Audio sent before the mute drains from the jitter buffer (longer on a loaded machine): wait
+    # for a silent window, bounded, instead of assuming one after a fixed drain.
+    windows = [inbound_over(b, AUDIO_WINDOW_PACKETS // 2)["energy"] for _ in range(6)]
+    assert min(windows) < SILENCE_ENERGY, windows
     a.click("[data-testid=toggle-mic]")
     b.wait_for_selector("body[data-peer-audio=on]")
 

@@ -99,8 +99,8 @@ function receive(frame) {
 function onHello(hello) {
   app.me = hello.user;
   app.online = new Map(hello.online.map((u) => [u.username, u]));
+  app.icePolicy = hello.ice_transport_policy || "all"; // before the servers reach a live call
   onIceServers(hello);
-  app.icePolicy = hello.ice_transport_policy || "all";
   renderRoster();
   const call = app.call;
   const live = hello.call;
@@ -164,7 +164,7 @@ function newCall({ id, role, peer, media }) {
     stream: null,
     mediaReady: null, // Promise<{stream, problem}>
     rtc: null,
-    outbox: [], // signals made before `accepted` (the server refuses them until then)
+    outbox: [], // signals made before the server confirmed the call (`ringing` / `accepted`)
     answered: false,
     ringing: false,
     polite: role === "callee",
@@ -202,6 +202,7 @@ function onRinging({ call_id }) {
   const call = app.call;
   if (!call || call.id !== call_id) return;
   call.ringing = true;
+  flushOutbox(call); // the server holds the offer for whichever tab answers
   ui.setOutgoingDetail(`${ui.mediaWord(call.media)} · ringing…`);
   tones.startRingback();
 }
@@ -265,9 +266,7 @@ function onAccepted({ call_id, polite }) {
     call.state = app.state;
     enterCallView(call);
   }
-  const queued = call.outbox;
-  call.outbox = [];
-  queued.forEach((body) => client.send({ type: "signal", call_id: call.id, ...body }));
+  flushOutbox(call);
   sendMediaState(call);
   if (!call.everConnected) call.connectTimer = setTimeout(() => connectTimedOut(call), CONNECT_TIMEOUT_MS);
   call.timer = setInterval(() => ui.setTimer((now() - call.answeredAt) / 1000), TIMER_TICK_MS);
@@ -321,10 +320,21 @@ function buildPeer(call) {
   });
 }
 
+/**
+ * The caller's offer and candidates may leave while the other side rings: the server holds them
+ * and hands them to the tab that answers, the moment it answers. Before the server has confirmed
+ * the call (`ringing`) they wait here, and the callee never signals before it has accepted.
+ */
 function sendSignal(call, body) {
   if (app.call !== call) return;
-  if (!call.answered) call.outbox.push(body);
-  else client.send({ type: "signal", call_id: call.id, ...body });
+  if (call.answered || (call.role === "caller" && call.ringing)) client.send({ type: "signal", call_id: call.id, ...body });
+  else call.outbox.push(body);
+}
+
+function flushOutbox(call) {
+  const queued = call.outbox;
+  call.outbox = [];
+  queued.forEach((body) => client.send({ type: "signal", call_id: call.id, ...body }));
 }
 
 function onSignal(frame) {
