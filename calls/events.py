@@ -8,10 +8,11 @@ client call any handler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -59,6 +60,43 @@ async def send_to_user(user_id: int, event_type: str, **payload) -> None:
 
 async def send_to_everyone(event_type: str, **payload) -> None:
     await get_channel_layer().group_send(PRESENCE_GROUP, _event(event_type, payload))
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _start(action) -> None:
+    async def run():
+        try:
+            await action()
+        except Exception:
+            logger.exception("background push failed")
+
+    task = asyncio.get_running_loop().create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def in_background_on_commit(action) -> None:
+    """From sync code: after commit, start the coroutine function `action` on the server's event
+    loop without waiting for it. For pushes whose order does not matter (presence broadcasts):
+    the thread, and the socket waiting on it, are not held up by them.
+
+    Sync code that runs under the server (sync_to_async) knows the server's loop through asgiref;
+    anywhere else (management commands, the test client) there is no loop to hand the work to,
+    and the push simply runs to completion before returning."""
+
+    def push():
+        loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(_start, action)
+        else:
+            try:
+                async_to_sync(action)()
+            except Exception:
+                logger.exception("push failed")
+
+    transaction.on_commit(push)
 
 
 def send_on_commit(*, event_type: str, channel: str = "", user_id: int | None = None, everyone: bool = False, **payload) -> None:

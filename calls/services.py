@@ -12,6 +12,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
@@ -34,18 +35,17 @@ def _user_status_payload(user, status: str) -> dict:
 
 
 def _set_status_on_commit(user, status: str) -> None:
-    """Busy/available is shown to everyone; published only once the change is committed."""
+    """Busy/available is shown to everyone, once the change is committed. In the background: the
+    answering socket waits for call_accept to return before it can pass on its `accepted`, and
+    nobody's call depends on when the roster shows the busy dot."""
+    backend = presence.get_presence()
+    payload = _user_status_payload(user, status)
 
-    def apply():
-        presence.get_presence().set_status(user.pk, status)
+    async def publish():
+        await sync_to_async(backend.set_status, thread_sensitive=False)(user.pk, status)
+        await events.send_to_everyone("presence.update", user=payload, event=status)
 
-    transaction.on_commit(apply)
-    events.send_on_commit(
-        event_type="presence.update",
-        everyone=True,
-        user=_user_status_payload(user, status),
-        event=status,
-    )
+    events.in_background_on_commit(publish)
 
 
 def _lock_call(call_id: uuid.UUID) -> Call:

@@ -3,7 +3,7 @@
 
 import * as CS from "./call-state.js";
 import { applySpeaker, loadPreferences } from "./devices.js";
-import { acquire, cameraTrack, stopAll, trackOf } from "./media.js";
+import { acquire, cameraTrack, raiseVideoQuality, stopAll, trackOf } from "./media.js";
 import { Peer } from "./peer.js";
 import { SignallingClient } from "./signalling-client.js";
 import { downloadSnapshot } from "./snapshot.js";
@@ -13,6 +13,9 @@ import * as ui from "./ui.js";
 const WS_PATH = "/ws/signal/";
 const TIMER_TICK_MS = 1_000;
 const PATH_POLL_MS = 2_000;
+// The camera starts at VGA for a quick first picture and goes to full size this long after the
+// media first connects (long enough for both sides to show a first frame).
+const RAISE_QUALITY_AFTER_MS = 1_500;
 // An answered call whose media never connects (e.g. the TURN server refuses the credentials of a
 // "relay only" user: no candidate at all, ICE stays `new` forever) is ended with a message.
 const CONNECT_TIMEOUT_MS = 15_000;
@@ -365,6 +368,9 @@ function remoteTrackArrived(call, stream) {
 function connectionChanged(call, state) {
   if (app.call !== call || !CS.ANSWERED.has(app.state)) return;
   if (state === "connected") {
+    if (!call.everConnected) {
+      call.raiseTimer = setTimeout(() => app.call === call && raiseVideoQuality(call.stream), RAISE_QUALITY_AFTER_MS);
+    }
     call.everConnected = true;
     clearTimeout(call.connectTimer);
     if (app.state !== CS.ACTIVE) {
@@ -520,6 +526,7 @@ function finish(reason, text) {
   clearInterval(call.timer);
   clearInterval(call.pathTimer);
   clearTimeout(call.connectTimer);
+  clearTimeout(call.raiseTimer);
   client.discard((f) => SIGNAL_TYPES.has(f.type) && f.call_id === call.id);
   const rtc = call.rtc;
   if (rtc && call.answered) {

@@ -1,7 +1,7 @@
 // The local camera and microphone: acquire with fallbacks, switch the camera on and off, stop.
 // No DOM and no signalling here.
 
-import { describeMediaError, loadPreferences, openMedia } from "./devices.js";
+import { describeMediaError, fullVideoSize, loadPreferences, openMedia } from "./devices.js";
 
 /**
  * Get the media a call wants, falling back instead of failing the call:
@@ -20,7 +20,7 @@ export async function acquire(media) {
     try {
       // openMedia pins the devices chosen on /devices/ (Chromium ignores `ideal` device ids)
       // and falls back to any device when a chosen one is gone.
-      const stream = await openMedia(kinds, prefs);
+      const stream = await openMedia(kinds, prefs, { size: "start" });
       const problem = firstError ? fallbackProblem(firstError, "audio") : null;
       return { stream, problem };
     } catch (error) {
@@ -46,6 +46,18 @@ export async function cameraTrack() {
   } catch (error) {
     const { code, message } = describeMediaError(error);
     throw Object.assign(new Error(message), { code, cause: error });
+  }
+}
+
+/** Once the call is up: from the quick-to-start VGA to the full capture size (the encoder
+ * follows; nothing is renegotiated). A camera that cannot do it stays as it is. */
+export async function raiseVideoQuality(stream) {
+  const track = trackOf(stream, "video");
+  if (!track) return;
+  try {
+    await track.applyConstraints(fullVideoSize());
+  } catch (error) {
+    console.warn("camera stays at its starting size:", error && error.name);
   }
 }
 
