@@ -60,6 +60,17 @@ def _require_participant(call: Call, user) -> None:
         raise CallError(protocol.NOT_ALLOWED, "You are not part of this call.")
 
 
+def _lock_ringing_call_of_callee(*, user, call_id: uuid.UUID, action: str) -> Call:
+    """Only the person called answers or declines, and only while it rings."""
+    call = _lock_call(call_id)
+    _require_participant(call, user)
+    if user.pk != call.callee_id:
+        raise CallError(protocol.NOT_ALLOWED, "Only the person called can answer or decline; the caller hangs up.")
+    if call.status != S.RINGING:
+        raise CallError(protocol.BAD_STATE, f"This call is {call.status}; it cannot be {action}.")
+    return call
+
+
 def _ended(call: Call, reason: str, *, to_caller: bool = True, to_callee: bool = True) -> None:
     """Tell both sides a call is over: the caller's connection, and the callee's connection in an
     answered call or every ringing connection of the callee."""
@@ -145,12 +156,7 @@ def _live_call_exists(user) -> bool:
 def call_accept(*, user, call_id: uuid.UUID, channel: str) -> Call:
     """The callee answers on one connection; the caller and that connection are told, and the
     callee's other connections stop ringing."""
-    call = _lock_call(call_id)
-    _require_participant(call, user)
-    if user.pk != call.callee_id:
-        raise CallError(protocol.NOT_ALLOWED, "Only the person called can accept.")
-    if call.status != S.RINGING:
-        raise CallError(protocol.BAD_STATE, f"This call is {call.status}; it cannot be accepted.")
+    call = _lock_ringing_call_of_callee(user=user, call_id=call_id, action="accepted")
     now = timezone.now()
     Call.objects.filter(pk=call.pk).update(status=S.ACTIVE, answered_at=now, callee_channel=channel)
     call.status, call.answered_at, call.callee_channel = S.ACTIVE, now, channel
@@ -176,12 +182,7 @@ def call_accept(*, user, call_id: uuid.UUID, channel: str) -> Call:
 
 @transaction.atomic
 def call_decline(*, user, call_id: uuid.UUID) -> Call:
-    call = _lock_call(call_id)
-    _require_participant(call, user)
-    if user.pk != call.callee_id:
-        raise CallError(protocol.NOT_ALLOWED, "Only the person called can decline; use hangup to cancel.")
-    if call.status != S.RINGING:
-        raise CallError(protocol.BAD_STATE, f"This call is {call.status}; it cannot be declined.")
+    call = _lock_ringing_call_of_callee(user=user, call_id=call_id, action="declined")
     _finish(call, reason=R.DECLINED, ended_by=user)
     _ended(call, R.DECLINED)
     return call

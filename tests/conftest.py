@@ -22,6 +22,25 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: "/e2e/" in str(item.fspath))
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """After the session, end any connection to the test database still open on PostgreSQL (a
+    worker thread of an async test, a live server's straggler), so that dropping the database
+    does not fail with "being accessed by other users" and the next run starts clean."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()
+
+
 @pytest.fixture
 def make_user(db):
     def make(username: str, display_name: str = "", **extra):
