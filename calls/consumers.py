@@ -121,7 +121,7 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
             "ice_refresh_s": ice.ice_refresh_after_s(self.cfg),
             # "relay" for people who chose to hide their address (needs TURN configured).
             "ice_transport_policy": "relay" if self.user.relay_only else "all",
-            "limits": {"max_message_bytes": self.cfg["MAX_MESSAGE_BYTES"]},
+            "limits": {"max_message_bytes": self.cfg["MAX_MESSAGE_BYTES"], "media_lost_s": self.cfg["MEDIA_LOST_S"]},
         }
         if live is not None:
             hello["call"] = self._call_summary(live)

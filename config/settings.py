@@ -136,6 +136,8 @@ else:
 PEERLINE = {
     "RING_TIMEOUT_S": env.float("PEERLINE_RING_TIMEOUT_S", default=30.0),
     "DISCONNECT_GRACE_S": env.float("PEERLINE_DISCONNECT_GRACE_S", default=15.0),
+    # A browser ends a call whose media stayed down (ICE restarts failing) this long.
+    "MEDIA_LOST_S": env.float("PEERLINE_MEDIA_LOST_S", default=45.0),
     "HEARTBEAT_INTERVAL_S": env.float("PEERLINE_HEARTBEAT_INTERVAL_S", default=10.0),
     "PRESENCE_TTL_S": env.float("PEERLINE_PRESENCE_TTL_S", default=35.0),
     "MAX_MESSAGE_BYTES": env.int("PEERLINE_MAX_MESSAGE_BYTES", default=64 * 1024),

@@ -94,3 +94,23 @@ def test_call_survives_a_server_restart(live_servers, redis_url, make_user, open
     assert (call.status, call.end_reason) == ("completed", "hangup")
     errors = [e for e in a_watch.errors + b_watch.errors if "WebSocket" not in e]
     assert errors == []  # the browser itself logs the refused reconnect attempts while it is down
+
+
+def test_a_call_whose_media_never_comes_back_ends_with_a_message(live_servers, redis_url, make_user, open_page):
+    """Bob's browser stops answering on the media path (its peer connection is gone) while both
+    sockets stay up: Alice tries to restore the media, then ends the call instead of showing
+    "reconnecting" forever."""
+    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
+    server = live_servers(redis_url=redis_url, env={"PEERLINE_MEDIA_LOST_S": "3"})
+    a, a_watch = lobby(open_page, server, alice)
+    b, _ = lobby(open_page, server, bob)
+    connect_call(a, b, "bob")
+    wait_media_flowing(a)
+
+    b.evaluate("() => window.peerline.pc().close()")
+    wait_state(a, "reconnecting")
+    wait_state(a, "ended", timeout_ms=45_000)
+    assert "could not be restored" in a.text_content("[data-testid=call-message]")
+    wait_state(b, "ended")
+    wait_until(lambda: Call.objects.filter(status="completed", end_reason="hangup").exists(), what="call row closed")
+    assert [e for e in a_watch.errors if "ICE" not in e] == []

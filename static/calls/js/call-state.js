@@ -51,6 +51,7 @@ export function endedMessage(reason, { role, peerName }) {
     case "cancelled": return role === "caller" ? "Call cancelled." : `${who} cancelled the call.`;
     case "hangup": return "Call ended.";
     case "disconnected": return `The connection to ${who} was lost. The call has ended.`;
+    case "media_lost": return `The connection to ${who} could not be restored. The call has ended.`;
     case "answered_elsewhere": return "Answered on another device.";
     case "ended_by_admin": return "An administrator ended the call.";
     case "lost_while_away": return "The call ended while you were disconnected.";

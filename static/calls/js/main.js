@@ -19,6 +19,10 @@ const RAISE_QUALITY_AFTER_MS = 1_500;
 // An answered call whose media never connects (e.g. the TURN server refuses the credentials of a
 // "relay only" user: no candidate at all, ICE stays `new` forever) is ended with a message.
 const CONNECT_TIMEOUT_MS = 15_000;
+// A call whose media stays down this long (ICE restarts keep failing while both sockets live:
+// the other browser froze, or its network never came back) ends with a message rather than
+// "reconnecting" forever. The server may set it (hello.limits.media_lost_s).
+const MEDIA_LOST_DEFAULT_MS = 45_000;
 const SIGNAL_TYPES = new Set(["signal", "media_state"]);
 
 const now = () => performance.timeOrigin + performance.now(); // epoch ms, comparable across tabs
@@ -30,6 +34,7 @@ const app = {
   iceServers: [],
   icePolicy: "all",
   iceRefreshTimer: null,
+  mediaLostMs: MEDIA_LOST_DEFAULT_MS,
   call: null,
   // Test/diagnostic: epoch-ms marks of the last call's setup (see bench/call_setup.py).
   timings: {},
@@ -103,6 +108,8 @@ function onHello(hello) {
   app.me = hello.user;
   app.online = new Map(hello.online.map((u) => [u.username, u]));
   app.icePolicy = hello.ice_transport_policy || "all"; // before the servers reach a live call
+  const limits = hello.limits || {};
+  if (limits.media_lost_s > 0) app.mediaLostMs = limits.media_lost_s * 1000;
   onIceServers(hello);
   renderRoster();
   const call = app.call;
@@ -373,6 +380,8 @@ function connectionChanged(call, state) {
     }
     call.everConnected = true;
     clearTimeout(call.connectTimer);
+    clearTimeout(call.lostTimer);
+    call.lostTimer = null;
     if (app.state !== CS.ACTIVE) {
       app.timings.connectedAt = app.timings.connectedAt || now();
       go("media_up");
@@ -385,6 +394,7 @@ function connectionChanged(call, state) {
     go("media_down");
     call.state = app.state;
     call.connection = "reconnecting";
+    if (call.everConnected && !call.lostTimer) call.lostTimer = setTimeout(() => mediaLost(call), app.mediaLostMs);
   }
   ui.setConnection(call.connection, call.path);
 }
@@ -395,6 +405,13 @@ function connectTimedOut(call) {
     call.rtc ? { ice: call.rtc.pc.iceConnectionState, gathering: call.rtc.pc.iceGatheringState } : null);
   client.send({ type: "hangup", call_id: call.id });
   finish(app.icePolicy === "relay" ? "no_media_path_relay" : "no_media_path");
+}
+
+function mediaLost(call) {
+  if (app.call !== call || call.connection !== "reconnecting") return;
+  console.warn(`call ${call.id}: media stayed down for ${app.mediaLostMs} ms; ending the call`);
+  client.send({ type: "hangup", call_id: call.id });
+  finish("media_lost");
 }
 
 async function refreshPath(call) {
@@ -527,6 +544,7 @@ function finish(reason, text) {
   clearInterval(call.pathTimer);
   clearTimeout(call.connectTimer);
   clearTimeout(call.raiseTimer);
+  clearTimeout(call.lostTimer);
   client.discard((f) => SIGNAL_TYPES.has(f.type) && f.call_id === call.id);
   const rtc = call.rtc;
   if (rtc && call.answered) {
