@@ -73,7 +73,7 @@ def _sweep_calls() -> int:
     return services.call_sweep(
         ring_timeout_s=cfg["RING_TIMEOUT_S"],
         grace_s=cfg["DISCONNECT_GRACE_S"],
-        is_connection_alive=lambda uid, ch: backend.is_connection_alive(user_id=uid, channel=ch),
+        dead_connections=backend.dead_connections,
     )
 
 

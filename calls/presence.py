@@ -82,8 +82,9 @@ class Presence:
     def connections(self, user_id: int, *, now: float | None = None) -> list[Connection]:
         raise NotImplementedError
 
-    def is_connection_alive(self, *, user_id: int, channel: str, now: float | None = None) -> bool:
-        return any(c.channel == channel for c in self.connections(user_id, now=now))
+    def dead_connections(self, connections: list[tuple[int, str]], *, now: float | None = None) -> set[str]:
+        """The channels among these (user_id, channel) pairs that are no longer alive."""
+        raise NotImplementedError
 
     def set_status(self, user_id: int, status: str) -> None:
         raise NotImplementedError
@@ -166,6 +167,14 @@ class InProcessPresence(Presence):
             return sorted(
                 (c for c in self._conns.get(user_id, {}).values() if c.expires > now), key=lambda c: c.since
             )
+
+    def dead_connections(self, connections, *, now=None):
+        now = _now(now)
+        with self._lock:
+            return {
+                channel for user_id, channel in connections
+                if (conn := self._conns.get(user_id, {}).get(channel)) is None or conn.expires <= now
+            }
 
     def set_status(self, user_id, status):
         with self._lock:
@@ -305,9 +314,15 @@ class RedisPresence(Presence):
             result.append(Connection(channel, user_id, since, expires))
         return sorted(result, key=lambda c: c.since)
 
-    def is_connection_alive(self, *, user_id, channel, now=None):
-        score = self.client.zscore(self._conns_key(user_id), channel)
-        return score is not None and score > _now(now)
+    def dead_connections(self, connections, *, now=None):
+        if not connections:
+            return set()
+        now = _now(now)
+        pipe = self.client.pipeline(transaction=False)
+        for user_id, channel in connections:
+            pipe.zscore(self._conns_key(user_id), channel)
+        scores = pipe.execute()
+        return {channel for (_, channel), score in zip(connections, scores) if score is None or score <= now}
 
     def set_status(self, user_id, status):
         if status == BUSY:

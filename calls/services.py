@@ -297,33 +297,44 @@ def call_end_by_admin(*, call_id: uuid.UUID, admin) -> bool:
     return False
 
 
-def call_sweep(*, ring_timeout_s: float, grace_s: float, is_connection_alive, now: datetime | None = None) -> int:
-    """Bring every live call that nobody is tending to its end state. Safe to run on every worker
-    at once. `is_connection_alive(user_id, channel)` asks presence whether a socket still exists:
-    a worker killed outside `disconnect` leaves channels that no heartbeat refreshes; those sides
-    are detached here and end after the grace period like any dropped connection."""
+def call_sweep(*, ring_timeout_s: float, grace_s: float, dead_connections, now: datetime | None = None) -> int:
+    """Bring every live call that nobody is tending to its end state. Runs on every worker every
+    heartbeat, so it only reads: indexed queries pick the calls that need a change, and one
+    batched presence lookup, `dead_connections([(user_id, channel), ...]) -> {channel, ...}`,
+    finds sockets whose worker died or restarted without running `disconnect` (daphne does not run
+    it on shutdown). Those sides are detached and end after the grace period like any dropped
+    socket. Every change is conditional, so workers sweeping at once agree."""
     now = now or timezone.now()
     ended = 0
-    for call in Call.objects.select_related("caller", "callee").filter(status__in=Call.LIVE_STATUSES):
-        if call.status == S.RINGING and call.created_at <= now - timedelta(seconds=ring_timeout_s):
-            ended += call_expire_ringing(call_id=call.pk, ring_timeout_s=ring_timeout_s, now=now)
-            continue
-        if call_end_if_detached(call_id=call.pk, grace_s=grace_s, now=now):
-            ended += 1
-            continue
-        for side in _dead_sides(call, is_connection_alive):
-            _detach_dead_side(call_id=call.pk, side=side, channel=getattr(call, f"{side}_channel"), now=now)
+    unanswered = Call.objects.filter(status=S.RINGING, created_at__lte=now - timedelta(seconds=ring_timeout_s))
+    for call_id in unanswered.values_list("pk", flat=True):
+        ended += call_expire_ringing(call_id=call_id, ring_timeout_s=ring_timeout_s, now=now)
+    cutoff = now - timedelta(seconds=grace_s)
+    away = Call.objects.filter(Q(caller_detached_at__lte=cutoff) | Q(callee_detached_at__lte=cutoff), status__in=Call.LIVE_STATUSES)
+    for call_id in away.values_list("pk", flat=True):
+        ended += call_end_if_detached(call_id=call_id, grace_s=grace_s, now=now)
+    sides = _live_sides()
+    if sides:
+        dead = dead_connections([(user_id, channel) for _, _, user_id, channel in sides])
+        for call_id, side, _, channel in sides:
+            if channel in dead:
+                _detach_dead_side(call_id=call_id, side=side, channel=channel, now=now)
     return ended
 
 
-def _dead_sides(call: Call, is_connection_alive) -> list[str]:
-    """Sides whose socket presence no longer knows: its worker died or restarted without running
-    `disconnect` (daphne does not run it on shutdown)."""
-    sides = [("caller", call.caller_id, call.caller_channel)]
-    if call.status == S.ACTIVE:
-        sides.append(("callee", call.callee_id, call.callee_channel))
-    # An empty channel is already a detached side: the grace period decides those.
-    return [side for side, user_id, channel in sides if channel and not is_connection_alive(user_id, channel)]
+def _live_sides() -> list[tuple[uuid.UUID, str, int, str]]:
+    """(call_id, side, user_id, channel) for every socket taking part in a live call. An empty
+    channel is a side already detached: the grace period decides those."""
+    sides = []
+    rows = Call.objects.filter(status__in=Call.LIVE_STATUSES).values_list(
+        "pk", "status", "caller_id", "caller_channel", "callee_id", "callee_channel"
+    )
+    for call_id, status, caller_id, caller_channel, callee_id, callee_channel in rows:
+        if caller_channel:
+            sides.append((call_id, "caller", caller_id, caller_channel))
+        if status == S.ACTIVE and callee_channel:
+            sides.append((call_id, "callee", callee_id, callee_channel))
+    return sides
 
 
 @transaction.atomic

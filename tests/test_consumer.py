@@ -457,7 +457,7 @@ async def test_a_socket_that_died_with_its_worker_gets_the_grace_period_then_the
     def sweep(at=None):
         return services.call_sweep(
             ring_timeout_s=30, grace_s=15, now=at,
-            is_connection_alive=lambda uid, channel: channel != bob_channel,  # bob's worker is gone
+            dead_connections=lambda pairs: {bob_channel},  # bob's worker is gone
         )
 
     assert await database_sync_to_async(sweep)() == 0  # detached, not ended: bob may come back
@@ -476,7 +476,7 @@ async def test_a_socket_that_died_with_its_worker_can_resume_within_the_grace_pe
     call_id = await start_call(alice, bob)
     bob_channel = (await get_call(call_id)).callee_channel
     await database_sync_to_async(services.call_sweep)(
-        ring_timeout_s=30, grace_s=15, is_connection_alive=lambda uid, channel: channel != bob_channel
+        ring_timeout_s=30, grace_s=15, dead_connections=lambda pairs: {bob_channel}
     )
     bob_again = await open_socket(people["bob"], name="bob-again")
     await bob_again.send(type="resume", call_id=call_id)
@@ -499,7 +499,7 @@ async def test_the_sweep_ends_calls_left_ringing_after_a_restart(people):
         created_at=(await get_call(call_id)).created_at - __import__("datetime").timedelta(minutes=5)
     )
     ended = await database_sync_to_async(services.call_sweep)(
-        ring_timeout_s=30, grace_s=15, is_connection_alive=lambda uid, ch: True
+        ring_timeout_s=30, grace_s=15, dead_connections=lambda pairs: set()
     )
     assert ended == 1
     await alice.expect("ended", call_id=call_id, reason="missed")

@@ -49,8 +49,7 @@ def test_a_dead_worker_users_expire_after_the_ttl_and_sweep_reports_them(backend
     assert backend.is_online(1, now=T0 + 29)
     assert backend.sweep(now=T0 + 31) == {1}
     assert backend.online_user_ids(now=T0 + 31) == {2}
-    assert not backend.is_connection_alive(user_id=1, channel="w1.a", now=T0 + 31)
-    assert backend.is_connection_alive(user_id=2, channel="w2.b", now=T0 + 31)
+    assert backend.dead_connections([(1, "w1.a"), (2, "w2.b"), (3, "never")], now=T0 + 31) == {"w1.a", "never"}
     assert backend.sweep(now=T0 + 32) == set()  # reported once
 
 
