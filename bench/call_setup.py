@@ -24,8 +24,6 @@ import argparse
 import os
 import secrets
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,73 +32,20 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox", "--disable-gpu",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--disable-quic", "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
-]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.services import CHROMIUM_ARGS, ServiceMissing, find_chromium, find_redis_url, free_port  # noqa: E402
+
 WAIT_MS = 20_000
 USERS = {"alice": "Alice", "bob": "Bob"}
 DETAIL = bool(os.environ.get("BENCH_DETAIL"))  # BENCH_DETAIL=1: also print each step's time
 MAKE_USERS = """
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.auth import get_user_model
+from tests.support.sessions import session_cookie_for
 for username, name in {users!r}.items():
     user = get_user_model().objects.create_user(username=username, password=None, display_name=name)
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    print("SESSION", username, session.session_key)
+    print("SESSION", username, session_cookie_for(user).split("=", 1)[1])
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2).ping())
-    except Exception:
-        return False
-
-
-def find_redis(cleanup: list) -> str:
-    for url in (os.environ.get("PEERLINE_TEST_REDIS_URL"), os.environ.get("REDIS_URL"), "redis://127.0.0.1:6379/0"):
-        if url and redis_answers(url):
-            return url
-    binary = shutil.which("redis-server")
-    if not binary:
-        sys.exit("no Redis: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", tempfile.mkdtemp(prefix="peerline-bench-redis-")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    cleanup.append(proc)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while not redis_answers(url):
-        if time.monotonic() > deadline:
-            sys.exit("redis-server did not start")
-        time.sleep(0.05)
-    return url
-
-
-def chromium() -> str:
-    found = os.environ.get("PEERLINE_CHROMIUM") or next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-    )
-    if not found:
-        sys.exit("no Chromium: install Debian's `chromium` package or set PEERLINE_CHROMIUM")
-    return found
 
 
 def start_server(workdir: Path, redis_url: str, cleanup: list) -> tuple[str, dict[str, str]]:
@@ -121,6 +66,7 @@ def start_server(workdir: Path, redis_url: str, cleanup: list) -> tuple[str, dic
         # A benchmark places calls back to back, faster than the anti-spam limit (5 per 10 s) allows.
         "PEERLINE_INVITES_PER_WINDOW": "1000",
         "DJANGO_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -201,12 +147,16 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
+    try:
+        redis_url, chromium = find_redis_url(), find_chromium()
+    except ServiceMissing as missing:
+        sys.exit(str(missing))
     cleanup: list[subprocess.Popen] = []
     workdir = Path(tempfile.mkdtemp(prefix="peerline-bench-"))
     try:
-        url, sessions = start_server(workdir, find_redis(cleanup), cleanup)
+        url, sessions = start_server(workdir, redis_url, cleanup)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             alice, bob = open_lobby(browser, url, sessions["alice"]), open_lobby(browser, url, sessions["bob"])
             alice.wait_for_selector('[data-username="bob"] [data-testid=call-video]')
             results = [one_call(alice, bob, args.answer_after_ms) for _ in range(args.calls)]

@@ -27,19 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.services import free_port  # noqa: E402
+from tests.support.services import ServiceMissing, find_redis_url, free_port  # noqa: E402
 
 CANDIDATE = "candidate:842163049 1 udp 1677729535 127.0.0.1 {port} typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag abcd"
-
-
-def find_redis() -> str:
-    os.environ.setdefault("CI", "false")
-    from tests.support import services
-
-    try:
-        return services.redis_url()
-    except BaseException as exc:  # pytest.skip/fail outside pytest
-        sys.exit(f"no Redis available: {exc}")
 
 
 def prepare(env: dict, pairs: int) -> list[tuple[str, str]]:
@@ -133,7 +123,10 @@ async def run_pair(i, cookies, ports, seconds, rate, samples, start_gate):
 
 
 async def main_async(args):
-    redis_url = find_redis()
+    try:
+        redis_url = find_redis_url()
+    except ServiceMissing as missing:
+        sys.exit(str(missing))
     tmp = Path(tempfile.mkdtemp(prefix="peerline-bench-"))
     prefix = f"peerline-bench-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "bench-" + uuid.uuid4().hex,

@@ -7,26 +7,15 @@ guard must be off here (the tests themselves are plain sync code).
 from __future__ import annotations
 
 import os
+from typing import Any, NamedTuple
 
 import pytest
 
-from tests.support.services import chromium_path
+from tests.e2e.calling import lobby
+from tests.support.services import CHROMIUM_ARGS, chromium_path
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 WAIT_MS = 20_000
 
 
@@ -105,3 +94,28 @@ def open_page(browser, request, artifacts_dir):
         (artifacts_dir / f"{watch.name}-console.log").write_text("\n".join(watch.console))
     for context in contexts:
         context.close()
+
+
+class TwoLobbies(NamedTuple):
+    server: Any
+    alice: Any
+    bob: Any
+    a: Any
+    a_watch: PageWatch
+    b: Any
+    b_watch: PageWatch
+
+
+@pytest.fixture
+def alice_and_bob(live_servers, redis_url, make_user, open_page):
+    """Alice and Bob, each in their lobby with the socket open, on one live daphne with Redis.
+    Server settings go in as keywords: `alice_and_bob(PEERLINE_RING_TIMEOUT_S="3")`."""
+
+    def start(**env) -> TwoLobbies:
+        alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
+        server = live_servers(redis_url=redis_url, env=env)
+        a, a_watch = lobby(open_page, server, alice)
+        b, b_watch = lobby(open_page, server, bob)
+        return TwoLobbies(server, alice, bob, a, a_watch, b, b_watch)
+
+    return start

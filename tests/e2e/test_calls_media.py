@@ -14,12 +14,9 @@ AUDIO_WINDOW_PACKETS = 100
 SILENCE_ENERGY = 0.001
 
 
-def test_mute_and_camera_off_reach_the_other_side(live_servers, redis_url, make_user, open_page):
+def test_mute_and_camera_off_reach_the_other_side(alice_and_bob):
     """Muting silences Alice's audio at Bob and says so; camera off stops her video, on resumes it."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url)
-    a, a_watch = lobby(open_page, server, alice)
-    b, b_watch = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
     connect_call(a, b, "bob")
     wait_media_flowing(b)
 
@@ -50,15 +47,12 @@ def test_mute_and_camera_off_reach_the_other_side(live_servers, redis_url, make_
     assert a_watch.errors == [] and b_watch.errors == []
 
 
-def test_snapshot_downloads_a_png_of_the_remote_video(live_servers, redis_url, make_user, open_page):
+def test_snapshot_downloads_a_png_of_the_remote_video(alice_and_bob):
     """The snapshot button saves the remote video's current frame at its intrinsic size.
 
     The fake camera gives what devices.constraintsFor asks for (1280x720 ideal); the remote copy
     is that or a WebRTC-scaled version of it (e.g. 640x360 while bandwidth estimation ramps up)."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url)
-    a, a_watch = lobby(open_page, server, alice)
-    b, b_watch = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
     connect_call(a, b, "bob")
     wait_remote_video(a)
     wait_media_flowing(a)

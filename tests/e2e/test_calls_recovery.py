@@ -3,7 +3,7 @@
 import pytest
 
 from calls.models import Call
-from tests.e2e.calling import connect_call, lobby, wait_media_flowing, wait_state, wait_until
+from tests.e2e.calling import connect_call, wait_media_flowing, wait_state, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -39,13 +39,10 @@ def restart_ice_and_wait(restarting, other) -> None:
         wait_media_flowing(page)
 
 
-def test_call_survives_dropped_sockets_and_ice_restarts(live_servers, redis_url, make_user, open_page):
+def test_call_survives_dropped_sockets_and_ice_restarts(alice_and_bob):
     """Each side loses its socket mid-call: frames keep decoding, the page reconnects and resumes
     the call, and an ICE restart from either side (through the new sockets) brings media back."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url)
-    a, a_watch = lobby(open_page, server, alice)
-    b, b_watch = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
     connect_call(a, b, "bob")
     wait_media_flowing(a)
     wait_media_flowing(b)
@@ -66,12 +63,9 @@ def test_call_survives_dropped_sockets_and_ice_restarts(live_servers, redis_url,
     assert a_watch.errors == [] and b_watch.errors == []
 
 
-def test_call_survives_a_server_restart(live_servers, redis_url, make_user, open_page):
+def test_call_survives_a_server_restart(alice_and_bob):
     """daphne restarts mid-call: media never stops, both pages reconnect and resume the call."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url, env={"PEERLINE_DISCONNECT_GRACE_S": "15"})
-    a, a_watch = lobby(open_page, server, alice)
-    b, b_watch = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob(PEERLINE_DISCONNECT_GRACE_S="15")
     connect_call(a, b, "bob")
     wait_media_flowing(a)
 
@@ -96,14 +90,11 @@ def test_call_survives_a_server_restart(live_servers, redis_url, make_user, open
     assert errors == []  # the browser itself logs the refused reconnect attempts while it is down
 
 
-def test_a_call_whose_media_never_comes_back_ends_with_a_message(live_servers, redis_url, make_user, open_page):
+def test_a_call_whose_media_never_comes_back_ends_with_a_message(alice_and_bob):
     """Bob's browser stops answering on the media path (its peer connection is gone) while both
     sockets stay up: Alice tries to restore the media, then ends the call instead of showing
     "reconnecting" forever."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url, env={"PEERLINE_MEDIA_LOST_S": "3"})
-    a, a_watch = lobby(open_page, server, alice)
-    b, _ = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, _ = alice_and_bob(PEERLINE_MEDIA_LOST_S="3")
     connect_call(a, b, "bob")
     wait_media_flowing(a)
 

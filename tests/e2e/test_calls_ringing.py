@@ -46,12 +46,9 @@ def test_audio_call_shows_avatars_and_can_turn_the_camera_on(live_servers, redis
     assert a_watch.errors == [] and b_watch.errors == []
 
 
-def test_decline_cancel_and_no_answer(live_servers, redis_url, make_user, open_page):
+def test_decline_cancel_and_no_answer(alice_and_bob):
     """Declined, cancelled and missed calls each end both sides with a clear message."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url, env={"PEERLINE_RING_TIMEOUT_S": "3"})
-    a, a_watch = lobby(open_page, server, alice)
-    b, b_watch = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob(PEERLINE_RING_TIMEOUT_S="3")
 
     place_call(a, b, "bob")
     b.click("[data-testid=decline-call]")

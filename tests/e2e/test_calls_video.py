@@ -35,12 +35,9 @@ def test_people_appear_and_disappear_in_the_roster(live_servers, redis_url, make
     assert a_watch.errors == [] and b_watch.errors == []
 
 
-def test_video_call_media_flows_both_ways_and_hangup_completes_it(live_servers, redis_url, make_user, open_page):
+def test_video_call_media_flows_both_ways_and_hangup_completes_it(alice_and_bob):
     """Alice video-calls Bob; both decode video and receive audio; hang-up ends both and the row."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url)
-    a, a_watch = lobby(open_page, server, alice)
-    b, b_watch = lobby(open_page, server, bob)
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
 
     connect_call(a, b, "bob")
     for page in (a, b):

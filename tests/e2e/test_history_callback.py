@@ -15,7 +15,7 @@ def test_the_call_back_button_in_history_rings_the_other_person(live_servers, re
     b, _ = lobby(open_page, server, bob)
     a, a_watch = open_page(server, alice, path="/history/")
 
-    a.click(f'a[href*="call=bob"]')
+    a.click('a[href*="call=bob"]')
     wait_state(a, "outgoing")
     wait_state(b, "incoming")
     assert "call=" not in a.url  # a reload does not dial again

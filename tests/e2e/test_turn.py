@@ -230,7 +230,7 @@ def test_turn_credentials_are_refreshed_and_reach_a_live_call(
     a.wait_for_function(
         "() => window.__turn.frames.filter((f) => f.type === 'ice_servers').length >= 2", timeout=8_000, polling=100
     )
-    a.wait_for_function(f"([js, old]) => eval(js)() !== old", arg=[TURN_USERNAME_JS, first], timeout=8_000, polling=100)
+    a.wait_for_function("([js, old]) => eval(js)() !== old", arg=[TURN_USERNAME_JS, first], timeout=8_000, polling=100)
     frames = recorded(a)["frames"]
     usernames = [next(s["username"] for s in f["ice_servers"] if "username" in s) for f in frames]
     expiries = [expiry(u) for u in usernames]
