@@ -188,10 +188,6 @@ def test_relay_only_call_fails_visibly_when_turn_refuses_the_credentials(
     place_call(a, b, "bob")
     b.click("[data-testid=accept-call]")
     wait_state(a, "connecting")
-    # coturn answers 401 to the allocation (the caller's pooled gathering reports no event, the
-    # callee's does), and neither side has anything to offer.
-    b.wait_for_function("() => window.__turn.errors.some((e) => e.code === 401)", polling=50)
-    assert all(e["url"] == turn_server.url for e in recorded(b)["errors"])
 
     # The page gives up: an explicit message, the call ended on both sides, never "active".
     for page in (a, b):
@@ -202,10 +198,17 @@ def test_relay_only_call_fails_visibly_when_turn_refuses_the_credentials(
         assert page.get_attribute("body", "data-call-state") == "ended"
         log = recorded(page)
         assert log["local"] == [] and log["remote"] == []
+        # Chromium reports `icecandidateerror` only for gathering that follows a
+        # setLocalDescription, not for the candidate pool gathered while the call rings, so a
+        # page may have seen none; whatever it did see is coturn's 401.
+        assert all(e["code"] == 401 and e["url"] == turn_server.url for e in log["errors"]), log["errors"]
     texts = [message(a), message(b)]
     assert any("could not be connected" in t.lower() for t in texts), texts
     assert "relay" in " ".join(texts).lower(), texts
-    assert "Cannot find credentials" in turn_server.log_text() or "expired" in turn_server.log_text()
+    # coturn itself refused both users' credentials (their user ids are in the TURN usernames).
+    turn_log = turn_server.log_text()
+    for user in (alice, bob):
+        assert re.search(rf"Cannot find credentials of user <\d+:{user.pk}>", turn_log), f"no refusal for user {user.pk}"
     assert a_watch.errors == [] and b_watch.errors == []
 
 
