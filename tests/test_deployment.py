@@ -34,8 +34,14 @@ COTURN_SCRIPT = ROOT / "deploy" / "coturn.sh"
 # Linux's default ip_local_port_range: relay ports in here collide with outgoing connections.
 EPHEMERAL_PORTS = range(32768, 60999 + 1)
 SERVICES = ("web", "redis", "postgres", "coturn", "caddy")
-# Values the compose file refuses to start without (`${VAR:?...}`), for `docker-compose config`.
-REQUIRED_FOR_COMPOSE = {"POSTGRES_PASSWORD": "pw0123", "PEERLINE_TURN_SECRET": "turn-secret", "DJANGO_SECRET_KEY": "k" * 50}
+# A value for each variable docker-compose.yml refuses to start without (`${VAR:?...}`), filled
+# into the .env copied from .env.example; test_required_values_are_the_ones_compose_requires keeps
+# this in step with the file. The secret key looks like a real one: `check --deploy` rejects weak keys.
+REQUIRED_FOR_COMPOSE = {
+    "DJANGO_SECRET_KEY": "k7Qp2vX9mZr4TsW8yBn3LcF6hJd1GaE5uKo0PiV-_xRtYqMwSzNe",
+    "POSTGRES_PASSWORD": "pw0123",
+    "PEERLINE_TURN_SECRET": "turn-secret",
+}
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +141,18 @@ def test_coturn_relay_range_is_published_and_outside_the_ephemeral_range(compose
     assert "./deploy/coturn.sh" in mounts
 
 
+def test_required_values_are_the_ones_compose_requires(compose):
+    """`${VAR:?message}` for each: an unedited copy of .env.example stops compose with a message."""
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", COMPOSE_FILE.read_text()))
+    assert required == set(REQUIRED_FOR_COMPOSE)
+    web = environment_of(compose["services"]["web"])
+    # Settings refuse to load without it when DEBUG is off: compose must say so before starting.
+    assert web["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?set DJANGO_SECRET_KEY in .env")
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert all(example[name] == "" for name in REQUIRED_FOR_COMPOSE), "a copied .env.example must not pass"
+
+
 def test_every_compose_variable_is_documented_in_env_example():
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
     documented = set(re.findall(r"^#? ?([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
@@ -178,17 +196,18 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     assert web_env["DJANGO_DEBUG"] == "false"
 
 
-def test_docker_compose_config_names_a_missing_required_value(tmp_path):
+@pytest.mark.parametrize("missing", sorted(REQUIRED_FOR_COMPOSE))
+def test_docker_compose_config_names_a_missing_required_value(tmp_path, missing):
     binary = _docker_compose()
     compose_file = _compose_project(tmp_path)
     env_file = tmp_path / ".env"
-    env_file.write_text(env_file.read_text().replace("POSTGRES_PASSWORD=pw0123", "POSTGRES_PASSWORD="))
+    env_file.write_text(env_file.read_text().replace(f"{missing}={REQUIRED_FOR_COMPOSE[missing]}\n", f"{missing}=\n"))
     env = clean_env()
-    env.pop("POSTGRES_PASSWORD", None)
+    env.pop(missing, None)
     result = subprocess.run([binary, "-f", str(compose_file), "config"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "set POSTGRES_PASSWORD in .env" in result.stderr
+    assert f"set {missing} in .env" in result.stderr
 
 
 # --- Dockerfile and deploy/ -----------------------------------------------------------------------
