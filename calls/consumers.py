@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -25,8 +26,12 @@ from calls.ratelimit import SlidingWindow, TokenBucket
 
 logger = logging.getLogger(__name__)
 
-# Signals for a peer whose socket is away for a moment are held, not dropped (bounded).
-HELD_SIGNALS_MAX = 200
+# Signals for a peer whose socket is away for a moment (or for the callee while the phone rings)
+# are held, not dropped. Bounded, and well under the channel layers' capacity (100 by default),
+# because they are handed over in one burst. A call's set-up is one offer and a few candidates.
+HELD_SIGNALS_MAX = 50
+# Close code when the server cannot set a connection up (Redis or the database away).
+CLOSE_SERVER_ERROR = 1011
 # Error frames a connection may earn in a burst before it is closed with 4429.
 ERROR_REFILL_PER_S = 1.0
 
@@ -36,7 +41,14 @@ class ActiveCall:
     call_id: uuid.UUID
     peer_channel: str
     polite: bool
-    held: deque = field(default_factory=lambda: deque(maxlen=HELD_SIGNALS_MAX))
+    held: deque = field(default_factory=deque)
+
+
+def hold(queue: deque, event_type: str, frame: dict) -> None:
+    """Keep a signal for later; refuse it (never drop an older one: that is the offer) when full."""
+    if len(queue) >= HELD_SIGNALS_MAX:
+        raise ProtocolError(protocol.RATE_LIMITED, "Too many signals are waiting for the other side of the call.")
+    queue.append((event_type, frame))
 
 
 class SignalConsumer(AsyncJsonWebsocketConsumer):
@@ -64,31 +76,72 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         # round trip through the caller's browser after `accepted`.
         self.pre_answer: dict[uuid.UUID, deque] = {}
         self.closing = False
+        await self.accept()
+        try:
+            await self._join()
+        except Exception:
+            # Redis or the database is away. Close rather than linger half set up; disconnect
+            # then undoes whatever part of _join happened.
+            logger.exception("%s: could not set up the connection (%s)", user, self.channel_name)
+            self.closing = True
+            await self.close(code=CLOSE_SERVER_ERROR)
+
+    async def _join(self) -> None:
+        user = self.user
         await self.channel_layer.group_add(events.user_group(user.pk), self.channel_name)
         await self.channel_layer.group_add(events.PRESENCE_GROUP, self.channel_name)
-        await self.accept()
-        janitor.register(self.channel_name, user.pk)
         came_online = await sync_to_async(presence.get_presence().connect)(user_id=user.pk, channel=self.channel_name)
-        await self.send_json(await self._hello())
+        # Only now does this process's heartbeat keep the connection alive in presence.
+        janitor.register(self.channel_name, user.pk)
+        hello = await self._hello()
+        await self.send_json(hello)
         if came_online:
             await janitor.announce([user.pk], "online")
         logger.info("%s connected (%s)", user, self.channel_name)
 
     async def disconnect(self, code):
-        """Leave groups and presence; a call in progress waits DISCONNECT_GRACE_S for a resume."""
+        """Leave groups and presence; a call in progress waits DISCONNECT_GRACE_S for a resume.
+
+        Each step is tried on its own: one that fails (Redis away) must not keep the others from
+        running, and presence's TTL catches what is left."""
         if self.user is None:
             return
         janitor.unregister(self.channel_name)
-        await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
-        await self.channel_layer.group_discard(events.PRESENCE_GROUP, self.channel_name)
-        for call_id in [*self.outgoing, *([self.active.call_id] if self.active else [])]:
-            await self._detach(call_id)
+        steps = [
+            lambda: self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name),
+            lambda: self.channel_layer.group_discard(events.PRESENCE_GROUP, self.channel_name),
+            *[
+                (lambda call_id=call_id: self._detach(call_id))
+                for call_id in [*self.outgoing, *([self.active.call_id] if self.active else [])]
+            ],
+            self._leave_presence,
+        ]
+        for step in steps:
+            try:
+                await step()
+            except Exception:
+                logger.exception("%s: a disconnect step failed (%s)", self.user, self.channel_name)
+        logger.info("%s disconnected (%s, code %s)", self.user, self.channel_name, code)
+
+    async def _leave_presence(self) -> None:
         went_offline = await sync_to_async(presence.get_presence().disconnect)(
             user_id=self.user.pk, channel=self.channel_name
         )
         if went_offline:
             await janitor.announce([self.user.pk], "offline")
-        logger.info("%s disconnected (%s, code %s)", self.user, self.channel_name, code)
+
+    async def dispatch(self, message):
+        """Channel-layer events land here too. One whose handling fails (a full channel, Redis
+        away for a moment) is logged and the connection lives on: Channels would otherwise end
+        the consumer without running disconnect, leaving a ghost online and a call attached."""
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            if str(message.get("type", "")).startswith("websocket."):
+                raise
+            logger.exception("%s: failed to handle %s (%s)", self.user, message.get("type"), self.channel_name)
 
     async def _detach(self, call_id: uuid.UUID) -> None:
         detached = await database_sync_to_async(services.call_detach)(
@@ -125,16 +178,24 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         }
         if live is not None:
             hello["call"] = self._call_summary(live)
+            if live.status == Call.Status.RINGING and live.callee_id == self.user.pk:
+                self.ringing.add(live.call_id)  # a tab that opens while the phone rings rings too
         return hello
 
     def _call_summary(self, call: Call) -> dict:
+        """`elsewhere`: another of this user's connections holds the call (a second tab opened
+        during a call must not take it for an orphan of its own and hang it up)."""
         other = call.other_party(self.user)
+        role = "caller" if call.caller_id == self.user.pk else "callee"
+        ringing_here = call.status == Call.Status.RINGING and role == "callee"
+        holder = call.caller_channel if role == "caller" else call.callee_channel
         return {
             "call_id": str(call.call_id),
             "state": call.status,
-            "role": "caller" if call.caller_id == self.user.pk else "callee",
-            "peer": protocol.user_payload(other, status=presence.BUSY),
+            "role": role,
+            "peer": protocol.user_payload(other, status=presence.BUSY if call.status == Call.Status.ACTIVE else presence.AVAILABLE),
             "media": call.media_list,
+            "elsewhere": not ringing_here and bool(holder) and holder != self.channel_name,
         }
 
     # --- frames from the browser -----------------------------------------------------------------
@@ -214,6 +275,8 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         polite = call.callee_id == self.user.pk
         if call.status == Call.Status.ACTIVE:
             self.active = ActiveCall(call.call_id, peer_channel, polite)
+        elif polite:
+            self.ringing.add(call.call_id)
         else:
             self.outgoing[call.call_id] = True
         await self.send_json({"type": "resumed", "polite": polite, **self._call_summary(call)})
@@ -235,14 +298,13 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
         active = self.active
         if active is None or active.call_id != call_id:
             if event_type == "calls.signal" and call_id in self.outgoing:
-                held = self.pre_answer.setdefault(call_id, deque(maxlen=HELD_SIGNALS_MAX))
-                held.append((event_type, frame))
+                hold(self.pre_answer.setdefault(call_id, deque()), event_type, frame)
                 return
             raise await self._why_not_in_call(call_id)
         if active.peer_channel:
             await events.send_to_channel(active.peer_channel, event_type, call_id=str(call_id), frame=frame)
         else:
-            active.held.append((event_type, frame))
+            hold(active.held, event_type, frame)
 
     @database_sync_to_async
     def _why_not_in_call(self, call_id: uuid.UUID) -> ProtocolError:
@@ -308,6 +370,17 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
 
     calls_media_state = calls_signal
 
+    async def calls_taken_over(self, event):
+        """Another connection of this user resumed the call: this one is out of it for good."""
+        call_id = uuid.UUID(event["call_id"])
+        was_in = (self.active and self.active.call_id == call_id) or call_id in self.outgoing
+        if self.active and self.active.call_id == call_id:
+            self.active = None
+        self.outgoing.pop(call_id, None)
+        self.pre_answer.pop(call_id, None)
+        if was_in:
+            await self.send_json({"type": "ended", "call_id": event["call_id"], "reason": "answered_elsewhere"})
+
     async def calls_peer_moved(self, event):
         """The peer's socket went away (channel "") or came back on a new channel."""
         active = self.active
@@ -319,9 +392,11 @@ class SignalConsumer(AsyncJsonWebsocketConsumer):
             await events.send_to_channel(active.peer_channel, event_type, call_id=event["call_id"], frame=frame)
 
     async def presence_update(self, event):
-        if event["user"]["username"] == self.user.username:
-            return
-        await self.send_json({"type": "presence", "user": event["user"], "event": event["event"]})
+        if event["user"]["username"] != self.user.username:
+            await self.send_json({"type": "presence", "user": event["user"], "event": event["event"]})
+        elif event["event"] in (presence.BUSY, presence.AVAILABLE):
+            # My own tabs learn that I am in a call (or free again), wherever the call is.
+            await self.send_json({"type": "status", "status": event["event"]})
 
     async def session_revoked(self, event):
         """An operator revoked a login session of this user: its sockets go with it."""

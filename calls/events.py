@@ -30,6 +30,7 @@ EVENT_TYPES = frozenset(
         "calls.signal",
         "calls.media_state",
         "calls.peer_moved",
+        "calls.taken_over",
         "presence.update",
         "session.revoked",
     }

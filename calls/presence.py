@@ -86,7 +86,10 @@ class Presence:
         """The channels among these (user_id, channel) pairs that are no longer alive."""
         raise NotImplementedError
 
-    def set_status(self, user_id: int, status: str) -> None:
+    def set_status(self, user_id: int, status: str, *, at: float | None = None) -> bool:
+        """Record busy/available as of `at` (unix time of the change). A change older than the one
+        already recorded is ignored and False returned: the writes of one call's accept and
+        hang-up run in the background, on any thread of any worker, and may land out of order."""
         raise NotImplementedError
 
     def statuses(self, user_ids: list[int]) -> dict[int, str]:
@@ -107,7 +110,7 @@ class InProcessPresence(Presence):
     def __init__(self):
         self._lock = threading.Lock()
         self._conns: dict[int, dict[str, Connection]] = {}
-        self._status: dict[int, str] = {}
+        self._status: dict[int, tuple[str, float]] = {}  # user id -> (status, as of)
 
     def _prune(self, user_id: int, now: float) -> dict[str, Connection]:
         live = {ch: c for ch, c in self._conns.get(user_id, {}).items() if c.expires > now}
@@ -137,10 +140,11 @@ class InProcessPresence(Presence):
         now = _now(now)
         back = set()
         with self._lock:
+            was_online = {uid for uid, _ in connections if self._prune(uid, now)}
             for user_id, channel in connections:
                 conns = self._conns.setdefault(user_id, {})
                 old = conns.get(channel)
-                if old is None or old.expires <= now:
+                if (old is None or old.expires <= now) and user_id not in was_online:
                     back.add(user_id)
                 since = old.since if old else now
                 conns[channel] = Connection(channel, user_id, since, now + ttl_s())
@@ -176,16 +180,18 @@ class InProcessPresence(Presence):
                 if (conn := self._conns.get(user_id, {}).get(channel)) is None or conn.expires <= now
             }
 
-    def set_status(self, user_id, status):
+    def set_status(self, user_id, status, *, at=None):
+        at = _now(at)
         with self._lock:
-            if status == BUSY:
-                self._status[user_id] = BUSY
-            else:
-                self._status.pop(user_id, None)
+            current = self._status.get(user_id)
+            if current is not None and current[1] > at:
+                return False
+            self._status[user_id] = (status, at)
+            return True
 
     def statuses(self, user_ids):
         with self._lock:
-            return {uid: self._status.get(uid, AVAILABLE) for uid in user_ids}
+            return {uid: self._status.get(uid, (AVAILABLE, 0))[0] for uid in user_ids}
 
     def clear(self):
         with self._lock:
@@ -200,7 +206,7 @@ class RedisPresence(Presence):
       conns:<user_id>  sorted set  channel -> expiry (unix time)
       online           sorted set  user_id -> latest expiry of any of the user's connections
       since            hash        channel -> {"user_id", "since"} (for the operators' view)
-      status           hash        user_id -> "busy" (absent means available)
+      status           hash        user_id -> "<busy|available>|<as of, unix time>" (absent: available)
     The scripts run atomically in Redis, so two workers racing on one user's connections agree on
     who came online and who went offline. They compute per-user keys inside the script, which is
     fine for a single Redis (not a cluster).
@@ -244,6 +250,16 @@ class RedisPresence(Presence):
     return gone
     """
 
+    _SET_STATUS = """
+    local current = redis.call('HGET', KEYS[1], ARGV[1])
+    if current then
+      local sep = string.find(current, '|', 1, true)
+      if sep and tonumber(string.sub(current, sep + 1)) > tonumber(ARGV[3]) then return 0 end
+    end
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+    return 1
+    """
+
     def __init__(self, url: str, prefix: str = "peerline:presence:"):
         import redis
 
@@ -252,6 +268,7 @@ class RedisPresence(Presence):
         self._connect = self.client.register_script(self._CONNECT)
         self._disconnect = self.client.register_script(self._DISCONNECT)
         self._sweep = self.client.register_script(self._SWEEP)
+        self._set_status = self.client.register_script(self._SET_STATUS)
 
     def _k(self, name: str) -> str:
         return self.prefix + name
@@ -281,14 +298,20 @@ class RedisPresence(Presence):
             return set()
         now = _now(now)
         expiry = now + ttl_s()
+        users = sorted({uid for uid, _ in connections})
         pipe = self.client.pipeline(transaction=False)
+        for user_id in users:
+            pipe.zscore(self._k("online"), str(user_id))
         for user_id, channel in connections:
             pipe.zadd(self._conns_key(user_id), {channel: expiry})
             pipe.zadd(self._k("online"), {str(user_id): expiry}, gt=True)
             pipe.hsetnx(self._k("since"), channel, json.dumps({"user_id": user_id, "since": now}))
         results = pipe.execute()
-        # ZADD answers 1 when it had to add the channel again: it had expired and been swept.
-        return {uid for (uid, _), added in zip(connections, results[0::3]) if added}
+        online_before = {uid for uid, score in zip(users, results) if score is not None and score > now}
+        added = results[len(users)::3]
+        # ZADD answers 1 when it had to add the channel again: it had expired and been swept. The
+        # user is back only if no other connection of theirs kept them online meanwhile.
+        return {uid for (uid, _), again in zip(connections, added) if again and uid not in online_before}
 
     def sweep(self, *, now=None):
         now = _now(now)
@@ -324,17 +347,14 @@ class RedisPresence(Presence):
         scores = pipe.execute()
         return {channel for (_, channel), score in zip(connections, scores) if score is None or score <= now}
 
-    def set_status(self, user_id, status):
-        if status == BUSY:
-            self.client.hset(self._k("status"), str(user_id), BUSY)
-        else:
-            self.client.hdel(self._k("status"), str(user_id))
+    def set_status(self, user_id, status, *, at=None):
+        return bool(self._set_status(keys=[self._k("status")], args=[str(user_id), status, repr(_now(at))]))
 
     def statuses(self, user_ids):
         if not user_ids:
             return {}
         values = self.client.hmget(self._k("status"), [str(u) for u in user_ids])
-        return {uid: (value or AVAILABLE) for uid, value in zip(user_ids, values)}
+        return {uid: (value.split("|", 1)[0] if value else AVAILABLE) for uid, value in zip(user_ids, values)}
 
     def clear(self):
         keys = list(self.client.scan_iter(match=self.prefix + "*", count=500))

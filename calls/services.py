@@ -1,20 +1,24 @@
 """Call lifecycle: the only code that changes Call rows.
 
 Each function checks, changes the database inside a transaction, and queues the pushes that
-follow (sent after commit through calls.events). Every state change is a conditional UPDATE on
-the status the change starts from, so two workers that race to end the same call (a hang-up and
-a ring timeout, two sweeps) agree: exactly one wins and only the winner notifies anyone.
+follow (sent after commit through calls.events). Changes that end a call are conditional UPDATEs
+on the status they start from, so two workers that race to end the same call (a hang-up and a
+ring timeout, two sweeps) agree: exactly one wins and only the winner notifies anyone. The other
+changes (accept, detach, resume) run under the call row's lock (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite serialises writers), which orders them against each other and against the
+ending ones.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -37,13 +41,16 @@ def _user_status_payload(user, status: str) -> dict:
 def _set_status_on_commit(user, status: str) -> None:
     """Busy/available is shown to everyone, once the change is committed. In the background: the
     answering socket waits for call_accept to return before it can pass on its `accepted`, and
-    nobody's call depends on when the roster shows the busy dot."""
+    nobody's call depends on when the roster shows the busy dot. Background writes may land out
+    of order, so each carries the time of its change (taken here, under the call row's lock) and
+    a stale one is neither recorded nor announced."""
     backend = presence.get_presence()
     payload = _user_status_payload(user, status)
+    at = time.time()
 
     async def publish():
-        await sync_to_async(backend.set_status, thread_sensitive=False)(user.pk, status)
-        await events.send_to_everyone("presence.update", user=payload, event=status)
+        if await sync_to_async(backend.set_status, thread_sensitive=False)(user.pk, status, at=at):
+            await events.send_to_everyone("presence.update", user=payload, event=status)
 
     events.in_background_on_commit(publish)
 
@@ -131,11 +138,11 @@ def call_invite(
         if not callee_online or _live_call_exists(callee):
             reason = R.OFFLINE if not callee_online else R.BUSY
             call.status, call.end_reason, call.ended_at = S.MISSED, reason, timezone.now()
-            call.save(force_insert=True)
+            _insert_new(call)
             _ended(call, reason, to_callee=False)
             logger.info("call %s from %s to %s: %s", call_id, caller, callee, reason)
             return call
-        call.save(force_insert=True)
+        _insert_new(call)
         events.send_on_commit(
             event_type="calls.invite",
             user_id=callee.pk,
@@ -146,6 +153,16 @@ def call_invite(
         )
     logger.info("call %s from %s to %s: ringing", call_id, caller, callee)
     return call
+
+
+def _insert_new(call: Call) -> None:
+    """Two callers who pick the same call_id lock different people, so both may pass the
+    exists() check above; the primary key decides, and the loser hears `bad_state`."""
+    try:
+        with transaction.atomic():
+            call.save(force_insert=True)
+    except IntegrityError:
+        raise CallError(protocol.BAD_STATE, "This call_id was used before; pick a fresh one.") from None
 
 
 def _live_call_exists(user) -> bool:
@@ -248,19 +265,29 @@ def call_detach(*, user, call_id: uuid.UUID, channel: str) -> bool:
 def call_resume(*, user, call_id: uuid.UUID, channel: str) -> tuple[Call, str]:
     """A participant's new connection takes over its side of a live call (after a reconnect).
 
-    Returns the call and the peer's current channel ("" while the peer is away too)."""
+    Returns the call and the peer's current channel ("" while the peer is away too). A callee
+    whose phone still rings has nothing to take over: every one of their connections rings, and
+    the consumer makes this one ring too. A connection that still held the side (a socket the
+    browser gave up on, not yet closed) is told the call went elsewhere, so it never relays
+    another signal for it."""
     call = _lock_call(call_id)
     _require_participant(call, user)
     if not call.is_live:
         raise CallError(protocol.BAD_STATE, f"This call has already ended ({call.end_reason}).")
     if call.status == S.RINGING and user.pk == call.callee_id:
-        raise CallError(protocol.BAD_STATE, "Answer the call with accept.")
+        return call, call.caller_channel
     side = _side(call, user.pk)
+    previous = getattr(call, f"{side}_channel")
     Call.objects.filter(pk=call.pk).update(**{f"{side}_channel": channel, f"{side}_detached_at": None})
     setattr(call, f"{side}_channel", channel)
+    if previous and previous != channel:
+        events.send_on_commit(event_type="calls.taken_over", channel=previous, call_id=str(call_id))
     peer = _peer_channel(call, user.pk)
-    if call.status == S.ACTIVE and peer:
-        events.send_on_commit(event_type="calls.peer_moved", channel=peer, call_id=str(call_id), peer_channel=channel)
+    if call.status == S.ACTIVE:
+        if peer:
+            events.send_on_commit(event_type="calls.peer_moved", channel=peer, call_id=str(call_id), peer_channel=channel)
+        # Closing the last tab cleared the busy mark (offline people have no status).
+        _set_status_on_commit(user, presence.BUSY)
     logger.info("call %s: %s resumed on a new connection", call_id, side)
     return call, peer
 

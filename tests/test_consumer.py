@@ -38,6 +38,18 @@ def fast(settings):
 get_call = database_sync_to_async(lambda call_id: Call.objects.get(pk=call_id))
 
 
+async def wait_for_call(call_id, condition, timeout=5.0) -> Call:
+    """Poll the call's row until `condition(call)` holds: a state to wait on, not a sleep."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        call = await get_call(call_id)
+        if condition(call):
+            return call
+        assert loop.time() < deadline, f"call {call_id} never reached the expected state: {call.__dict__}"
+        await asyncio.sleep(0.02)
+
+
 async def open_all(people, *names):
     return [await open_socket(people[name]) for name in names]
 
@@ -284,6 +296,131 @@ async def test_an_invite_rings_every_tab_and_the_first_accept_wins(people):
         await s.close()
 
 
+async def test_a_tab_opened_during_a_call_knows_the_call_is_elsewhere_and_leaves_it_alone(people):
+    """The new tab's hello says another connection holds the call (so the page does not take it
+    for an orphan and hang it up); it hears the user's busy/available status; the call's signals
+    keep flowing between the two original tabs only."""
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    second = await open_socket(people["alice"], name="alice2")
+    assert second.hello["call"] == {
+        "call_id": call_id, "state": "active", "role": "caller", "elsewhere": True, "media": ["audio", "video"],
+        "peer": {"username": "bob", "display_name": "Bob", "status": "busy"},
+    }
+    await bob.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await alice.expect("signal", call_id=call_id)
+    await second.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await second.expect_error("not_allowed")
+    await bob.expect_nothing()
+
+    await bob.send(type="hangup", call_id=call_id)
+    await alice.expect("ended", call_id=call_id, reason="hangup")
+    while (frame := await second.receive())["type"] != "status":
+        assert frame["type"] == "presence", frame
+    assert frame == {"type": "status", "status": "available"}
+    for s in (alice, bob, second):
+        await s.close()
+
+
+async def test_a_callee_tab_opened_while_the_phone_rings_rings_too_and_hears_the_outcome(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite", call_id=call_id)
+    late = await open_socket(people["bob"], name="bob-late")
+    assert late.hello["call"]["state"] == "ringing" and late.hello["call"]["elsewhere"] is False
+    # A page that reconnects while ringing may say `resume`: nothing to take over, no error.
+    await late.send(type="resume", call_id=call_id)
+    await late.expect("resumed", call_id=call_id, state="ringing", polite=True)
+    await alice.send(type="hangup", call_id=call_id)
+    await bob.expect("ended", call_id=call_id, reason="cancelled")
+    await late.expect("ended", call_id=call_id, reason="cancelled")
+    for s in (alice, bob, late):
+        await s.close()
+
+
+async def test_a_callee_tab_opened_while_the_phone_rings_can_answer_and_the_first_tab_stops(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await bob.expect("invite", call_id=call_id)
+    late = await open_socket(people["bob"], name="bob-late")
+    await late.send(type="accept", call_id=call_id)
+    await late.expect("accepted", call_id=call_id, polite=True)
+    await bob.expect("ended", call_id=call_id, reason="answered_elsewhere")
+    await alice.expect("ringing", call_id=call_id)
+    await alice.expect("accepted", call_id=call_id)
+    for s in (alice, bob, late):
+        await s.close()
+
+
+async def test_resume_takes_the_call_from_a_connection_that_still_held_it(people):
+    """A page whose socket went silent reconnects before the server noticed the old one: the new
+    socket takes the call, the old one is told it went elsewhere and can no longer signal."""
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    fresh = await open_socket(people["alice"], name="alice-fresh")
+    await fresh.send(type="resume", call_id=call_id)
+    await fresh.expect("resumed", call_id=call_id, state="active", polite=False)
+    await alice.expect("ended", call_id=call_id, reason="answered_elsewhere")
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await alice.expect_error("not_allowed")
+    await bob.expect_nothing()
+    await fresh.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await bob.expect("signal", call_id=call_id, **{"from": "alice"})
+    assert (await get_call(call_id)).status == "active"
+    for s in (alice, bob, fresh):
+        await s.close()
+
+
+async def test_a_caller_who_reconnects_while_the_phone_rings_keeps_the_call(people):
+    """The new socket resumes the outgoing call; the answer reaches it, and so do the signals it
+    sends again (the old socket's held offer went with it)."""
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await alice.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    await bob.expect("invite", call_id=call_id)
+    await alice.expect("ringing", call_id=call_id)
+    await alice.close()
+    again = await open_socket(people["alice"], name="alice-again")
+    assert again.hello["call"]["state"] == "ringing" and again.hello["call"]["role"] == "caller"
+    await again.send(type="resume", call_id=call_id)
+    await again.expect("resumed", call_id=call_id, state="ringing")
+    await again.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    await bob.send(type="accept", call_id=call_id)
+    await bob.expect("accepted", call_id=call_id)
+    await again.expect("accepted", call_id=call_id)
+    offer = await bob.expect("signal", call_id=call_id)
+    assert offer["description"]["type"] == "offer"
+    await bob.expect_nothing()  # one offer: the old socket's held copy died with it
+    await again.close(), await bob.close()
+
+
+async def test_signals_held_while_the_phone_rings_are_bounded_and_the_offer_is_kept(people, settings):
+    from calls.consumers import HELD_SIGNALS_MAX
+
+    settings.PEERLINE = {**settings.PEERLINE, "RATE_BURST": 500}
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = new_call_id()
+    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
+    await alice.expect("ringing", call_id=call_id)
+    await alice.send(type="signal", call_id=call_id, description={"type": "offer", "sdp": SDP})
+    for _ in range(HELD_SIGNALS_MAX - 1):
+        await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
+    await alice.expect_error("rate_limited")
+    await bob.expect("invite", call_id=call_id)
+    await bob.send(type="accept", call_id=call_id)
+    await bob.expect("accepted", call_id=call_id)
+    first = await bob.expect("signal", call_id=call_id)
+    assert first["description"]["type"] == "offer"
+    for _ in range(HELD_SIGNALS_MAX - 1):
+        assert "candidate" in await bob.expect("signal", call_id=call_id)
+    await bob.expect_nothing()
+    await alice.close(), await bob.close()
+
+
 # --- refusing bad input ------------------------------------------------------------------------------
 
 async def test_every_error_code_is_answered_and_the_connection_stays_usable(people, settings):
@@ -405,6 +542,39 @@ async def test_garbage_never_corrupts_state_a_call_still_works_after_it(people):
     await alice.close(), await bob.close()
 
 
+async def test_an_event_whose_handling_fails_does_not_kill_the_connection(people):
+    """Channels ends a consumer whose handler raises, without running disconnect: a ghost online.
+    Ours logs the failure and carries on."""
+    from channels.layers import get_channel_layer
+
+    alice = await open_socket(people["alice"])
+    [(_, channel)] = [(u, c) for u, c in __import__("calls.janitor", fromlist=["x"]).local_connections() if u == people["alice"].pk]
+    await get_channel_layer().send(channel, {"type": "calls.signal"})  # no call_id: the handler raises
+    await alice.send(type="ping")
+    await alice.expect("pong")
+    await alice.close()
+    assert not [c for u, c in __import__("calls.janitor", fromlist=["x"]).local_connections() if c == channel]
+
+
+async def test_a_connection_the_server_cannot_set_up_is_closed_and_leaves_nothing_behind(people, monkeypatch):
+    """Presence (Redis) away while a tab connects: close 1011, no heartbeat keeps a ghost alive."""
+    from calls import janitor
+    from config.asgi import application
+    from tests.support.sessions import session_cookie_for
+
+    def broken(**kwargs):
+        raise ConnectionError("presence is away")
+
+    monkeypatch.setattr(presence.get_presence(), "connect", broken)
+    cookie = await database_sync_to_async(session_cookie_for)(people["alice"])
+    communicator = WebsocketCommunicator(application, "/ws/signal/", headers=[ORIGIN, (b"cookie", cookie.encode())])
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 1011}
+    await communicator.disconnect()
+    assert all(u != people["alice"].pk for u, _ in janitor.local_connections())
+
+
 # --- lost connections ----------------------------------------------------------------------------------
 
 async def test_a_participant_who_does_not_come_back_ends_the_call_as_disconnected(people, fast):
@@ -422,7 +592,7 @@ async def test_a_reconnecting_tab_resumes_its_call_and_gets_the_signals_it_misse
     alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
     call_id = await start_call(alice, bob)
     await bob.close()
-    await asyncio.sleep(0.1)  # let the detach commit before alice signals into the gap
+    await wait_for_call(call_id, lambda c: c.callee_channel == "")  # alice's side now holds signals
     await alice.send(type="signal", call_id=call_id, candidate=CANDIDATE)
 
     bob_again = await open_socket(people["bob"], name="bob-again")
@@ -514,12 +684,20 @@ async def test_stats_are_kept_for_answered_calls_only(people):
     await alice.expect("ended")
     await alice.send(type="stats", call_id=call_id, summary={"path": "host", "rtt_ms": 3.5, "packet_loss": 0, "bitrate_kbps": 900})
     await bob.send(type="stats", call_id=call_id, summary={"path": "relay"})
-    await asyncio.sleep(0.2)
-    await alice.send(type="ping")
-    await alice.expect("pong")
-    call = await get_call(call_id)
+    await bob.expect("ended", call_id=call_id, reason="hangup")
+    call = await wait_for_call(call_id, lambda c: c.caller_report and c.callee_report)
     assert call.caller_report == {"path": "host", "rtt_ms": 3.5, "packet_loss": 0.0, "bitrate_kbps": 900.0}
     assert call.callee_report == {"path": "relay"}
+
+    unanswered = new_call_id()
+    await alice.send(type="invite", call_id=unanswered, to="bob", media=["audio"])
+    await bob.expect("invite", call_id=unanswered)
+    await alice.expect("ringing", call_id=unanswered)
+    await alice.send(type="hangup", call_id=unanswered)
+    await alice.expect("ended", call_id=unanswered, reason="cancelled")
+    await alice.send(type="stats", call_id=unanswered, summary={"path": "host"})
+    await alice.expect_error("bad_state")
+    assert (await get_call(unanswered)).caller_report is None
     await alice.close(), await bob.close()
 
 

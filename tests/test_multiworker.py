@@ -38,7 +38,7 @@ class Tab:
             frame = json.loads(await asyncio.wait_for(self.ws.recv(), max(0.05, deadline - time.monotonic())))
             if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
                 return frame
-            if frame["type"] not in ("presence", kind):
+            if frame["type"] not in ("presence", "status", kind):
                 raise AssertionError(f"{self.name}: expected {kind} {fields}, got {frame}")
 
 

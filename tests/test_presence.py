@@ -86,3 +86,23 @@ def test_busy_status_is_kept_until_available_or_offline(backend):
     backend.set_status(1, BUSY)
     backend.disconnect(user_id=1, channel="a")
     assert backend.statuses([1]) == {1: AVAILABLE}
+
+
+def test_a_status_change_older_than_the_recorded_one_is_ignored(backend):
+    """Accept (busy) and hang-up (available) write their status in the background, on any thread
+    of any worker: whichever lands last, the newer change wins."""
+    backend.connect(user_id=1, channel="a", now=T0)
+    assert backend.set_status(1, AVAILABLE, at=T0 + 2) is True  # the hang-up's write lands first
+    assert backend.set_status(1, BUSY, at=T0 + 1) is False  # the accept's write, late
+    assert backend.statuses([1]) == {1: AVAILABLE}
+    assert backend.set_status(1, BUSY, at=T0 + 3) is True  # the next call
+    assert backend.statuses([1]) == {1: BUSY}
+
+
+def test_a_heartbeat_does_not_announce_a_user_whose_other_tab_kept_them_online(backend):
+    backend.connect(user_id=1, channel="stalled", now=T0)
+    backend.connect(user_id=1, channel="alive", now=T0 + 20)
+    assert backend.sweep(now=T0 + 31) == set()  # "stalled" expired, "alive" still counts
+    # The stalled tab's worker catches up: its connection is back, but the user never left.
+    assert backend.heartbeat([(1, "stalled")], now=T0 + 32) == set()
+    assert backend.heartbeat([(1, "alive"), (2, "new")], now=T0 + 33) == {2}

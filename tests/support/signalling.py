@@ -13,6 +13,8 @@ from tests.support.sessions import session_cookie_for
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 TIMEOUT_S = 5
+# Roster news arrives whenever anyone's status changes, in no fixed order with call frames.
+ROSTER_TYPES = frozenset({"presence", "status"})
 
 
 class Socket:
@@ -31,7 +33,7 @@ class Socket:
         return await self.comm.receive_json_from(timeout=timeout)
 
     async def expect(self, kind: str, timeout: float = TIMEOUT_S, **fields) -> dict:
-        """The next frame of this type (presence frames in between are skipped)."""
+        """The next frame of this type (roster frames in between are skipped)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -40,7 +42,7 @@ class Socket:
                 for key, value in fields.items():
                     assert frame.get(key) == value, f"{self.name}: {key}={frame.get(key)!r} in {frame}"
                 return frame
-            if frame["type"] != "presence":
+            if frame["type"] not in ROSTER_TYPES:
                 raise AssertionError(f"{self.name}: expected {kind}, got {frame}")
 
     async def expect_error(self, code: str) -> dict:
@@ -53,7 +55,7 @@ class Socket:
             if await self.comm.receive_nothing(timeout=max(0.01, deadline - loop.time())):
                 return
             frame = await self.receive()
-            if not (ignore_presence and frame["type"] == "presence"):
+            if not (ignore_presence and frame["type"] in ROSTER_TYPES):
                 raise AssertionError(f"{self.name} should receive nothing, got {frame}")
 
     async def close(self) -> None:
