@@ -1,8 +1,9 @@
 """Peerline settings: every value comes from the environment, with a safe local default.
 
-One `env` object reads the process environment (and a `.env` file beside manage.py, if present).
-`.env.example` documents every variable. With nothing set, Peerline runs on SQLite with the
-in-process channel layer; setting REDIS_URL switches the channel layer and presence to Redis.
+One `env` object reads the process environment (and a `.env` file beside manage.py, if present
+and DJANGO_READ_DOT_ENV is not false). `.env.example` documents every variable. With nothing set,
+Peerline runs on SQLite with the in-process channel layer; setting REDIS_URL switches the channel
+layer and presence to Redis.
 """
 
 import os
@@ -15,7 +16,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 env_file = BASE_DIR / ".env"
-if env_file.exists():
+# DJANGO_READ_DOT_ENV=false (from the process environment only: .env cannot switch itself off)
+# ignores .env. The test settings set it, for themselves and every server a test starts, so a
+# developer's `make run` .env (PEERLINE_RECORD_IP, DJANGO_SECURE_SSL_REDIRECT...) never changes what
+# the tests see. Anything but an explicit false reads it, as `make run` needs.
+READ_DOT_ENV = os.environ.get("DJANGO_READ_DOT_ENV", "").strip().lower() not in ("false", "0", "no", "off")
+if READ_DOT_ENV and env_file.exists():
     env.read_env(str(env_file), overwrite=False)
 # An empty value means "not set". `.env.example` lists every variable, many of them empty, and
 # django-environ would otherwise read "" as a path (the current directory: STATIC_ROOT would

@@ -1,11 +1,15 @@
 """Test settings: the real settings module with test-only speed-ups.
 
 The environment still decides the database (DATABASE_URL) and Redis, so the same suite runs on
-SQLite and on PostgreSQL.
+SQLite and on PostgreSQL. A `.env` file never does: the tests must behave the same on a machine
+where `make run` wrote one.
 """
 
 import os
 
+# Forced, not defaulted, and left in os.environ on purpose: every process a test starts inherits
+# it (tests/support/live.py also sets it for the servers and subprocesses it builds environments for).
+os.environ["DJANGO_READ_DOT_ENV"] = "false"
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # The suite chooses layers per test (tests/conftest.py): the defaults stay in-process, and a

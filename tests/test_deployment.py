@@ -59,11 +59,8 @@ def environment_of(service: dict) -> dict[str, str]:
     return {key: str(value) for key, value in env.items()}
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without Django/Peerline settings, plus `extra`."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DJANGO_", "PEERLINE_", "DATABASE_URL", "REDIS_URL"))}
-    return {**base, **extra}
+# The test process's environment without Django/Peerline settings, plus `extra`; never reads .env.
+clean_env = live.isolated_env
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------------

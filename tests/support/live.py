@@ -3,6 +3,9 @@
 pytest-django's `live_server` is WSGI and serves no WebSockets; this runs the production entry
 point (`daphne config.asgi:application`) instead. Tests that use it need
 `@pytest.mark.django_db(transaction=True)` so their rows are committed where daphne can see them.
+
+Those servers, and every other Django process a test starts, run `config.settings`, which would
+read the developer's `.env`; NO_DOT_ENV, last in each environment built here, stops that.
 """
 
 from __future__ import annotations
@@ -21,6 +24,20 @@ from django.db import connection
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# config/settings.py ignores .env with this; nothing a test passes can switch it back.
+NO_DOT_ENV = {"DJANGO_READ_DOT_ENV": "false"}
+# What the environment of a Django process started by a test must not inherit from the test
+# process: the suite's own settings would leak into the settings under test.
+INHERITED_SETTINGS_PREFIXES = ("DJANGO_", "PEERLINE_", "DATABASE_URL", "REDIS_URL")
+
+
+def isolated_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without Django/Peerline settings, plus `extra`, never
+    reading .env: for settings, manage.py and script subprocesses."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(INHERITED_SETTINGS_PREFIXES)}
+    return {**base, **extra, **NO_DOT_ENV}
+
 
 # Short timings so tests about timeouts and dead workers finish in seconds.
 FAST_TIMINGS = {
@@ -67,6 +84,7 @@ class DaphneServer:
             "PYTHONUNBUFFERED": "1",
             **FAST_TIMINGS,
             **(env or {}),
+            **NO_DOT_ENV,
         }
         self.proc: subprocess.Popen | None = None
 
