@@ -7,7 +7,9 @@ from accounts import services
 
 
 def client_ip(request) -> str | None:
-    """The peer address daphne saw. Behind a reverse proxy that is the proxy; see docs."""
+    """The browser's address as daphne reports it. Behind Caddy too: daphne runs with
+    --proxy-headers (Dockerfile, deploy/entrypoint.sh) and takes it from X-Forwarded-For, which
+    Caddy sets itself; a daphne without that flag behind a proxy would report the proxy's."""
     return request.META.get("REMOTE_ADDR") or None
 
 
