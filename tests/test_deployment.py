@@ -13,6 +13,7 @@ database and Redis.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -449,7 +450,8 @@ def test_coturn_script_starts_turnserver_with_the_secret_only_in_its_config_file
     port = free_port()
     env = clean_env(PEERLINE_TURN_SECRET="shared-secret-123", PEERLINE_TURN_PORT=str(port),
                     PEERLINE_TURN_LISTEN_IP="127.0.0.1", PEERLINE_TURN_EXTERNAL_IP="203.0.113.7",
-                    PEERLINE_TURN_REALM="peerline.test", TMPDIR=str(tmp_path))
+                    PEERLINE_TURN_REALM="peerline.test", PEERLINE_TURN_ALLOWED_PEER_IPS="192.168.1.0-192.168.1.255",
+                    TMPDIR=str(tmp_path))
     log = tmp_path / "coturn.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["sh", str(COTURN_SCRIPT)], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -463,9 +465,104 @@ def test_coturn_script_starts_turnserver_with_the_secret_only_in_its_config_file
         for line in ("static-auth-secret=shared-secret-123", "realm=peerline.test", "external-ip=203.0.113.7",
                      "min-port=20000", "max-port=20200", "no-tcp-relay", "use-auth-secret"):
             assert line in text.splitlines(), line
+        # coturn itself took every peer range (it logs "Black/White listing: <range>" for each,
+        # and "Wrong address format" for one it cannot read).
+        output = log.read_text(errors="replace")
+        assert "Wrong address format" not in output, output
+        denied, allowed = peer_rules(text)
+        assert allowed == ["192.168.1.0-192.168.1.255"]
+        for rule in denied:
+            assert f"Black listing: {rule}" in output, rule
+        assert "White listing: 192.168.1.0-192.168.1.255" in output
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- which peers coturn relays to ----------------------------------------------------------------
+# deploy/coturn.sh is run with a stand-in `turnserver` that prints the configuration it was given,
+# so the generated rules are checked without coturn; the test above has real coturn read them.
+
+# Not on the public internet: a relay must never reach these unless the operator allows them.
+MUST_DENY = [
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    "::1/128", "::/128", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "ff00::/8",
+]
+PUBLIC_PEERS = ["1.1.1.1", "8.8.8.8", "100.128.0.1", "172.32.0.1", "192.169.0.1", "9.255.255.255",
+                "2606:4700:4700::1111", "2001:4860:4860::8888"]
+
+
+def peer_rules(config: str) -> tuple[list[str], list[str]]:
+    lines = config.splitlines()
+    return ([line.split("=", 1)[1] for line in lines if line.startswith("denied-peer-ip=")],
+            [line.split("=", 1)[1] for line in lines if line.startswith("allowed-peer-ip=")])
+
+
+def _as_range(rule: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    first, _, last = rule.partition("-")
+    low, high = ipaddress.ip_address(first), ipaddress.ip_address(last or first)
+    assert low.version == high.version and low <= high, rule
+    return low, high
+
+
+def covered(network: str, rules: list[str]) -> bool:
+    """Whether the union of these coturn ranges holds every address of `network`."""
+    net = ipaddress.ip_network(network)
+    ranges = sorted(r for r in map(_as_range, rules) if r[0].version == net.version)
+    reach = net.network_address
+    for low, high in ranges:
+        if low <= reach <= high:
+            if high >= net.broadcast_address:
+                return True
+            reach = high + 1
+    return False
+
+
+def coturn_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """deploy/coturn.sh's run, with a `turnserver` that prints its configuration and exits."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "turnserver"
+    fake.write_text('#!/bin/sh\n[ "$1" = -c ] && cat "$2"\n')
+    fake.chmod(0o755)
+    full_env = clean_env(PEERLINE_TURN_SECRET="s3cret", PEERLINE_TURN_EXTERNAL_IP="203.0.113.7",
+                         TMPDIR=str(tmp_path), **env)
+    full_env["PATH"] = os.pathsep.join([str(bin_dir), full_env.get("PATH", os.defpath)])
+    return subprocess.run(["sh", str(COTURN_SCRIPT)], env=full_env, capture_output=True, text=True, timeout=30)
+
+
+def test_coturn_relays_only_to_public_addresses_by_default(tmp_path):
+    result = coturn_config(tmp_path)
+    assert result.returncode == 0, result.stderr
+    denied, allowed = peer_rules(result.stdout)
+    assert allowed == []
+    for network in MUST_DENY:
+        assert covered(network, denied), f"relays may reach {network}"
+    for address in PUBLIC_PEERS:
+        assert not covered(address, denied), f"{address} is public but denied"
+    assert "no-multicast-peers" in result.stdout.splitlines()
+
+
+def test_coturn_reaches_only_the_lan_an_operator_allows(tmp_path):
+    """The LAN-only opt-in adds exactly the listed allowances and leaves the denied list whole."""
+    default_denied, _ = peer_rules(coturn_config(tmp_path).stdout)
+    result = coturn_config(tmp_path, PEERLINE_TURN_ALLOWED_PEER_IPS="192.168.1.0-192.168.1.255,fd12:3456::1")
+    assert result.returncode == 0, result.stderr
+    denied, allowed = peer_rules(result.stdout)
+    assert allowed == ["192.168.1.0-192.168.1.255", "fd12:3456::1"]
+    assert denied == default_denied
+    assert "relays may reach 192.168.1.0-192.168.1.255" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["192.168.1.1\nallow-loopback-peers", "10.0.0.0/8", "*", "lan"])
+def test_coturn_refuses_an_allowed_peer_list_that_is_not_addresses(tmp_path, value):
+    """Only address characters get into coturn's configuration (no other lines, no CIDR coturn
+    would misread, no file names from a glob)."""
+    result = coturn_config(tmp_path, PEERLINE_TURN_ALLOWED_PEER_IPS=value)
+    assert result.returncode != 0
+    assert "PEERLINE_TURN_ALLOWED_PEER_IPS" in result.stderr
+    assert "allowed-peer-ip" not in result.stdout
 
 
 def test_coturn_script_refuses_to_start_without_a_secret(tmp_path):
