@@ -36,6 +36,9 @@ const app = {
   iceRefreshTimer: null,
   mediaLostMs: MEDIA_LOST_DEFAULT_MS,
   call: null,
+  // The call_id of a call another tab or window of mine holds (hello.call.elsewhere), or true
+  // when a `status` frame says I am busy somewhere else; this tab then places no call.
+  elsewhere: null,
   // Test/diagnostic: epoch-ms marks of the last call's setup (see bench/call_setup.py).
   timings: {},
   callBack: readCallBack(),
@@ -78,7 +81,7 @@ function wsStateChanged(state, detail) {
 function renderRoster() {
   ui.renderRoster(app.online, {
     filter: ui.els.search.value,
-    busyMe: CS.LIVE.has(app.state),
+    busyMe: CS.LIVE.has(app.state) || Boolean(app.elsewhere),
     onCall: (username, media) => dial(username, media),
   });
 }
@@ -95,6 +98,7 @@ const HANDLERS = {
   media_state: onMediaState,
   resumed: onResumed,
   ended: onEnded,
+  status: onOwnStatus,
   ice_servers: onIceServers,
   error: onError,
 };
@@ -115,16 +119,34 @@ function onHello(hello) {
   const call = app.call;
   const live = hello.call;
   if (call && live && live.call_id === call.id) {
-    client.sendFirst({ type: "resume", call_id: call.id }); // our call survived the reconnect
+    // Our call survived the reconnect. A ringing callee has nothing to take back: the server
+    // rings every tab, this new socket included.
+    if (app.state !== CS.INCOMING) client.sendFirst({ type: "resume", call_id: call.id });
   } else if (call && !inviteStillQueued(call)) {
     finish(call.state === CS.INCOMING ? "missed" : "lost_while_away");
   }
-  if (live && (!call || live.call_id !== call.id)) adoptOrphan(live);
+  setElsewhere(live && live.elsewhere && (!app.call || live.call_id !== app.call.id) ? live.call_id : null);
+  if (live && !live.elsewhere && (!call || live.call_id !== call.id)) adoptOrphan(live);
   if (app.callBack && !app.call) {
     const { username, media } = app.callBack;
     app.callBack = null;
     dial(username, media); // an offline person gets the usual "offline" message
   }
+}
+
+/** I am in a call in another tab or window: say so, and place no call from here meanwhile. */
+function setElsewhere(callId) {
+  const was = app.elsewhere;
+  app.elsewhere = callId;
+  if (callId && !app.call) ui.setMessage("You are in a call in another tab or window.");
+  else if (was && !callId && !app.call) ui.setMessage(null);
+  renderRoster();
+}
+
+/** My own busy/available, from whichever tab's call it is. */
+function onOwnStatus({ status }) {
+  if (status === "available") setElsewhere(null);
+  else if (status === "busy" && !app.call) setElsewhere(app.elsewhere || true);
 }
 
 /** A live call the server knows but this page does not (the page was reloaded). */
@@ -162,6 +184,10 @@ function onError({ code, detail }) {
   // In `outgoing` before `ringing` the only thing we sent about the call is the invite.
   if (call && app.state === CS.OUTGOING && !call.ringing && code !== "server_error") {
     finish(null, detail);
+  } else if (call && call.role === "callee" && app.state === CS.CONNECTING && !call.answered &&
+             ["bad_state", "unknown_call", "not_allowed"].includes(code)) {
+    // Our accept was refused (the call ended as we answered): there is no call to wait for.
+    finish(null, detail);
   }
 }
 
@@ -175,6 +201,9 @@ function newCall({ id, role, peer, media }) {
     mediaReady: null, // Promise<{stream, problem}>
     rtc: null,
     outbox: [], // signals made before the server confirmed the call (`ringing` / `accepted`)
+    // The caller's signals sent while the phone rings: the server holds them on the socket that
+    // sent them, so after a reconnect they go again to the new one.
+    sentBeforeAnswer: [],
     answered: false,
     ringing: false,
     polite: role === "callee",
@@ -191,7 +220,7 @@ function newCall({ id, role, peer, media }) {
 }
 
 function dial(username, media) {
-  if (CS.LIVE.has(app.state)) return;
+  if (CS.LIVE.has(app.state) || app.elsewhere) return;
   const peer = app.online.get(username) || { username, display_name: username, status: "available" };
   const call = newCall({ id: crypto.randomUUID(), role: "caller", peer, media });
   app.call = call;
@@ -252,6 +281,9 @@ function accept() {
   go("accept");
   call.state = app.state;
   enterCallView(call);
+  // From the click, not from `accepted`: an accept the server never confirms must not leave
+  // this side in "Connecting…" with the camera on.
+  call.connectTimer = setTimeout(() => connectTimedOut(call), CONNECT_TIMEOUT_MS);
 }
 
 function decline() {
@@ -267,6 +299,7 @@ function onAccepted({ call_id, polite }) {
   const call = app.call;
   if (!call || call.id !== call_id) return;
   call.polite = polite;
+  if (call.rtc) call.rtc.polite = polite; // the server decides who yields in a glare
   call.answered = true;
   call.answeredAt = now();
   app.timings.acceptedAt = call.answeredAt;
@@ -278,7 +311,9 @@ function onAccepted({ call_id, polite }) {
   }
   flushOutbox(call);
   sendMediaState(call);
-  if (!call.everConnected) call.connectTimer = setTimeout(() => connectTimedOut(call), CONNECT_TIMEOUT_MS);
+  if (!call.everConnected && !call.connectTimer) {
+    call.connectTimer = setTimeout(() => connectTimedOut(call), CONNECT_TIMEOUT_MS);
+  }
   call.timer = setInterval(() => ui.setTimer((now() - call.answeredAt) / 1000), TIMER_TICK_MS);
 }
 
@@ -337,14 +372,19 @@ function buildPeer(call) {
  */
 function sendSignal(call, body) {
   if (app.call !== call) return;
-  if (call.answered || (call.role === "caller" && call.ringing)) client.send({ type: "signal", call_id: call.id, ...body });
+  if (call.answered || (call.role === "caller" && call.ringing)) sendNow(call, body);
   else call.outbox.push(body);
+}
+
+function sendNow(call, body) {
+  if (!call.answered) call.sentBeforeAnswer.push(body);
+  client.send({ type: "signal", call_id: call.id, ...body });
 }
 
 function flushOutbox(call) {
   const queued = call.outbox;
   call.outbox = [];
-  queued.forEach((body) => client.send({ type: "signal", call_id: call.id, ...body }));
+  queued.forEach((body) => sendNow(call, body));
 }
 
 function onSignal(frame) {
@@ -422,13 +462,27 @@ async function refreshPath(call) {
   ui.setConnection(call.connection, call.path);
 }
 
-function onResumed({ call_id, polite }) {
+function onResumed({ call_id, polite, state }) {
   const call = app.call;
   if (!call || call.id !== call_id) return;
   call.polite = polite;
   const rtc = call.rtc;
+  if (call.role === "caller" && !call.answered) {
+    // The old socket held our offer for the answering tab, and went away with it; and if the
+    // answer came while we were away, its `accepted` went there too.
+    const unsent = call.sentBeforeAnswer.splice(0);
+    if (state === "active") onAccepted({ call_id, polite });
+    unsent.forEach((body) => sendNow(call, body));
+    if (state === "ringing") return;
+  }
+  if (!rtc) return;
+  rtc.polite = polite;
+  // An offer of ours may have gone to the socket that just died; its answer never came.
+  if (rtc.pc.signalingState === "have-local-offer" && rtc.pc.localDescription) {
+    client.send({ type: "signal", call_id: call.id, description: rtc.pc.localDescription.toJSON() });
+  }
   // The media path may have broken while signalling was away: look for a new one now.
-  if (rtc && !polite && ["disconnected", "failed"].includes(rtc.pc.iceConnectionState)) rtc.restartIce();
+  if (!polite && ["disconnected", "failed"].includes(rtc.pc.iceConnectionState)) rtc.restartIce();
 }
 
 // --- microphone, camera, what the peer shows ---------------------------------------------------
@@ -530,7 +584,12 @@ function hangup() {
 
 function onEnded({ call_id, reason }) {
   const call = app.call;
-  if (!call || call.id !== call_id) return;
+  if (!call || call.id !== call_id) {
+    if (app.elsewhere === call_id) setElsewhere(null);
+    return;
+  }
+  // It rang here and nobody answered anywhere: a missed call, counted in the header at once.
+  if (call.role === "callee" && !call.answered && ["missed", "cancelled"].includes(reason)) ui.noteMissedCall();
   finish(reason);
 }
 

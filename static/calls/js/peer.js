@@ -47,7 +47,7 @@ export class Peer {
         await pc.setLocalDescription();
         this.sendSignal({ description: pc.localDescription.toJSON() });
       } catch (error) {
-        console.warn("peer: could not make an offer", error);
+        console.error("peer: could not make an offer", error);
       } finally {
         this.makingOffer = false;
       }
@@ -104,8 +104,10 @@ export class Peer {
 
   /** Signals are applied strictly in the order they arrived. */
   handleSignal(frame) {
+    // A failure here is a negotiation bug, not noise: console.error, which the e2e tests
+    // treat as a failed test.
     this.chain = this.chain.then(() => this._apply(frame)).catch((error) => {
-      console.warn("peer: signal not applied", error);
+      console.error("peer: signal not applied", error);
     });
     return this.chain;
   }
@@ -117,6 +119,12 @@ export class Peer {
       const offerCollision = description.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
       this.ignoreOffer = !this.polite && offerCollision;
       if (this.ignoreOffer) return;
+      if (description.type === "answer" && pc.signalingState === "stable") {
+        // A second answer to an offer we sent again after a signalling reconnect: the first
+        // one already completed the exchange.
+        console.warn("peer: ignoring an answer that came with no offer outstanding");
+        return;
+      }
       await pc.setRemoteDescription(description);
       if (description.type === "offer") {
         if (this.pendingStream) {
