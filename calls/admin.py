@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from calls import display, selectors, services
+from calls import display, presence, selectors, services
 from calls.models import Call
 
 
@@ -111,7 +111,11 @@ class CallAdmin(admin.ModelAdmin):
         return [path("online/", online, name="calls_call_online"), *super().get_urls()]
 
     def people_online_view(self, request):
-        """Who is connected right now, from the presence backend (every worker's connections)."""
+        """Who is connected right now, from the presence backend (every worker's connections).
+
+        "In a call" is the presence status the workers set (busy from answer to hang-up), not a
+        guess from Call rows: a row can stay live after its sockets are gone until a sweep ends
+        it. The database's live call, when there is one, is only the link beside it."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         people = selectors.people_online()
@@ -119,7 +123,7 @@ class CallAdmin(admin.ModelAdmin):
         rows = [
             {
                 "person": person,
-                "in_call": person.live_call is not None or person.status == "busy",
+                "in_call": person.status == presence.BUSY,
                 "calls_url": f"{changelist}?q={person.user.username}&live=yes",
                 "call_url": reverse("admin:calls_call_change", args=[person.live_call.pk]) if person.live_call else "",
             }

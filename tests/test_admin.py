@@ -248,14 +248,19 @@ def online_rows(html: str) -> dict[str, tuple[int, str]]:
 
 
 @pytest.mark.django_db
-def test_people_online_shows_connections_from_presence(layer, client, operator, people):
+def test_people_online_shows_connections_and_calls_from_presence(layer, client, operator, people, make_user):
+    """Connections and "in a call" both come from presence, not from Call rows: carol's call row
+    is still active but presence says she is available; dave is busy with no row at all."""
     alice, bob, carol = people
+    dave = make_user("dave")
     backend = presence.get_presence()
     backend.connect(user_id=alice.pk, channel="worker1!a1")
     backend.connect(user_id=alice.pk, channel="worker2!a2")
     backend.connect(user_id=bob.pk, channel="worker1!b1")
     backend.connect(user_id=carol.pk, channel="worker2!c1")
+    backend.connect(user_id=dave.pk, channel="worker2!d1")
     backend.set_status(bob.pk, presence.BUSY)
+    backend.set_status(dave.pk, presence.BUSY)
     active = make_call(bob, carol, status=S.ACTIVE)
     # A connection whose worker stopped refreshing it is not online, whatever the database says.
     backend.connect(user_id=operator.pk, channel="dead!o1", now=0)
@@ -266,10 +271,11 @@ def test_people_online_shows_connections_from_presence(layer, client, operator, 
     html = response.content.decode()
     assert online_rows(html) == {
         "alice": (2, "no"),
-        "bob": (1, "yes (active)"),
-        "carol": (1, "yes (active)"),
+        "bob": (1, "yes (active)"),  # busy in presence; the row's status is the link's text
+        "carol": (1, "no"),
+        "dave": (1, "yes"),
     }
-    assert "3 people online with 4 open connections" in html
+    assert "4 people online with 5 open connections" in html
     assert reverse("admin:calls_call_change", args=[active.pk]) in html
 
 
