@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.http import urlencode
 
 from calls import display, presence, selectors, services
 from calls.models import Call
@@ -124,7 +125,7 @@ class CallAdmin(admin.ModelAdmin):
             {
                 "person": person,
                 "in_call": person.status == presence.BUSY,
-                "calls_url": f"{changelist}?q={person.user.username}&live=yes",
+                "calls_url": f"{changelist}?{urlencode({'q': person.user.username, 'live': 'yes'})}",
                 "call_url": reverse("admin:calls_call_change", args=[person.live_call.pk]) if person.live_call else "",
             }
             for person in people

@@ -3,6 +3,8 @@
 import re
 import uuid
 from datetime import timedelta
+from html import unescape
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -277,6 +279,25 @@ def test_people_online_shows_connections_and_calls_from_presence(layer, client, 
     }
     assert "4 people online with 5 open connections" in html
     assert reverse("admin:calls_call_change", args=[active.pk]) in html
+
+
+@pytest.mark.django_db
+def test_people_online_links_to_each_persons_live_calls_with_the_username_encoded(
+    layer, client, operator, make_user
+):
+    """`+` in a query string reads as a space: unencoded, "ann+lee" searched for "ann" and "lee"
+    and also listed lee.ann's call."""
+    ann, lee, bob, carol = (make_user(name) for name in ("ann+lee", "lee.ann", "bob", "carol"))
+    mine = make_call(ann, bob, status=S.ACTIVE)
+    make_call(lee, carol, status=S.ACTIVE)
+    presence.get_presence().connect(user_id=ann.pk, channel="worker1!a1")
+
+    client.force_login(operator)
+    html = client.get(reverse("admin:calls_call_online")).content.decode()
+    row = re.search(r'<tr data-username="ann\+lee">(.*?)</tr>', html, re.S).group(1)
+    href = unescape(re.search(r'<a href="([^"]*)">live calls</a>', row).group(1))
+    assert parse_qs(urlsplit(href).query) == {"q": ["ann+lee"], "live": ["yes"]}
+    assert listed(client.get(href)) == {mine.pk}
 
 
 @pytest.mark.django_db
