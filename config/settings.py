@@ -201,7 +201,7 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Bearer token for /metrics (empty: only logged-in staff users may read it).
+# Bearer token for /metrics (empty: only logged-in staff who may view calls can read it).
 PEERLINE_METRICS_TOKEN = env.str("PEERLINE_METRICS_TOKEN", default="")
 
 # --- Logging --------------------------------------------------------------------------------------

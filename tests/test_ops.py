@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from channels.layers import channel_layers
+from django.contrib.auth.models import Permission
 from django.db import OperationalError
 
 from calls import ops, presence
@@ -134,20 +135,37 @@ def test_metrics_with_the_token(client, settings):
     assert samples['peerline_calls{status="ringing"}'] == 0
 
 
+def staff_who_may_view_calls(make_user, username: str = "operator"):
+    user = make_user(username, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="calls", codename="view_call"))
+    return user
+
+
 @pytest.mark.django_db
-def test_metrics_for_a_staff_user(client, make_user):
-    client.force_login(make_user("operator", is_staff=True))
+def test_metrics_for_staff_who_may_view_calls_and_for_superusers(client, make_user):
+    for user in (staff_who_may_view_calls(make_user), make_user("root", is_staff=True, is_superuser=True)):
+        client.force_login(user)
+        response = client.get("/metrics")
+        assert response.status_code == 200, user
+        assert "peerline_connections_open" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_metrics_refuse_staff_without_the_view_call_permission(client, make_user):
+    """Staff status alone opens the admin's front door, not its call pages: nor /metrics."""
+    helper = make_user("helper", is_staff=True)
+    helper.user_permissions.add(Permission.objects.get(content_type__app_label="accounts", codename="view_user"))
+    client.force_login(helper)
     response = client.get("/metrics")
-    assert response.status_code == 200
-    assert "peerline_connections_open" in response.content.decode()
+    assert response.status_code == 403
+    assert "calls.view_call" in response.content.decode()
 
 
 @pytest.mark.django_db
 def test_metrics_match_the_rows_and_presence(client, layer, make_user):
     """On both presence backends: the figures are the database's and presence's own."""
-    alice, bob, carol, dave, staff = (make_user(n) for n in ("alice", "bob", "carol", "dave", "staff"))
-    staff.is_staff = True
-    staff.save()
+    alice, bob, carol, dave = (make_user(n) for n in ("alice", "bob", "carol", "dave"))
+    staff = staff_who_may_view_calls(make_user, "staff")
     for status, n in [("ringing", 1), ("active", 2), ("completed", 3), ("missed", 1), ("declined", 0)]:
         for _ in range(n):
             Call.objects.create(caller=alice, callee=bob, media="audio", status=status)
