@@ -130,3 +130,34 @@ def test_a_killed_worker_takes_its_users_offline_within_the_ttl_and_ends_their_c
     assert offline_after <= ttl + 2 * heartbeat + 1.5, offline_after
     call = fetch_call(call_id)
     assert (call.status, call.end_reason) == ("completed", "disconnected")
+
+
+def test_a_restarted_worker_ends_what_its_predecessor_left_without_any_browser(live_servers, redis_url, make_user):
+    """Every worker died with a call ringing and another answered, and nobody reconnects. A new
+    worker sweeps them once anything reaches it (in production the container health check does,
+    seconds after start): the ringing call becomes missed and the answered one, whose sockets
+    nobody holds, ends as disconnected after the grace period."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    alice, bob, carol, dave = (make_user(n) for n in ("alice", "bob", "carol", "dave"))
+    long_ago = timezone.now() - timedelta(minutes=5)
+    ringing = Call.objects.create(caller=alice, callee=bob, media="audio", caller_channel="gone.1")
+    active = Call.objects.create(
+        caller=carol, callee=dave, media="audio", status=Call.Status.ACTIVE, answered_at=long_ago,
+        caller_channel="gone.2", callee_channel="gone.3",
+    )
+    Call.objects.filter(pk__in=[ringing.pk, active.pk]).update(created_at=long_ago)
+
+    prefix = f"peerline-restart-{uuid.uuid4().hex[:8]}"
+    live_servers(redis_url=redis_url, env={"PEERLINE_CHANNEL_PREFIX": prefix, "PEERLINE_PRESENCE_PREFIX": f"{prefix}:presence:"})
+    grace = float(FAST_TIMINGS["PEERLINE_DISCONNECT_GRACE_S"])
+    deadline = time.monotonic() + grace + 10
+    while time.monotonic() < deadline:
+        states = {fetch_call(c.pk).end_reason for c in (ringing, active)}
+        if states == {"missed", "disconnected"}:
+            break
+        time.sleep(0.1)
+    assert (fetch_call(ringing.pk).status, fetch_call(ringing.pk).end_reason) == ("missed", "missed")
+    assert (fetch_call(active.pk).status, fetch_call(active.pk).end_reason) == ("completed", "disconnected")
