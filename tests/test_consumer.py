@@ -102,6 +102,20 @@ async def test_hello_lists_who_else_is_online_and_presence_sends_only_changes(pe
     await alice.close()
 
 
+async def test_one_join_costs_everyone_else_one_small_message(people):
+    """Not the roster again (the original design's quadratic broadcast): one presence frame."""
+    alice, carol = await open_socket(people["alice"]), await open_socket(people["carol"])
+    await alice.expect("presence", event="online")  # carol
+    bob = await open_socket(people["bob"])
+    for watcher in (alice, carol):
+        frame = await watcher.receive()
+        assert frame == {"type": "presence", "event": "online",
+                         "user": {"username": "bob", "display_name": "Bob", "status": "available"}}
+        await watcher.expect_nothing(ignore_presence=False)
+    for s in (alice, bob, carol):
+        await s.close()
+
+
 async def test_three_tabs_are_online_once_and_offline_when_the_last_closes(people):
     alice = await open_socket(people["alice"])
     tabs = [await open_socket(people["bob"], name=f"bob{i}") for i in range(3)]
@@ -118,6 +132,20 @@ async def test_ping_is_answered_with_pong(people):
     alice = await open_socket(people["alice"])
     await alice.send(type="ping")
     await alice.expect("pong")
+    await alice.close()
+
+
+async def test_ice_servers_are_handed_out_again_on_request_with_fresh_turn_credentials(people, settings):
+    settings.PEERLINE = {**settings.PEERLINE, "TURN_URLS": ["turn:turn.example:3478"], "TURN_SECRET": "s3cret", "TURN_TTL_S": 600}
+    alice = await open_socket(people["alice"])
+    [turn] = alice.hello["ice_servers"]
+    assert turn["urls"] == ["turn:turn.example:3478"] and turn["username"].endswith(f":{people['alice'].pk}")
+    assert "s3cret" not in json.dumps(alice.hello)  # the shared secret never reaches a browser
+    await alice.send(type="ice_servers")
+    fresh = await alice.expect("ice_servers")
+    assert fresh["ice_refresh_s"] == alice.hello["ice_refresh_s"] > 0
+    assert fresh["ice_servers"][0]["username"].endswith(f":{people['alice'].pk}")
+    assert "s3cret" not in json.dumps(fresh)
     await alice.close()
 
 
@@ -518,6 +546,51 @@ async def test_a_stranger_cannot_signal_or_end_someone_elses_call(people):
     assert (await get_call(call_id)).status == "active"
     for s in (alice, bob, carol):
         await s.close()
+
+
+async def test_a_client_in_one_call_cannot_signal_into_another_pairs_call(people, make_user):
+    """Carol is in a call of her own with Dave; she tries Alice and Bob's call_id, spoofing `from`."""
+    dave = await database_sync_to_async(make_user)("dave", "Dave")
+    alice, bob, carol = await open_all(people, "alice", "bob", "carol")
+    dave_s = await open_socket(dave)
+    theirs = await start_call(alice, bob)
+    ours = await start_call(carol, dave_s)
+    await carol.send(type="signal", call_id=theirs, description={"type": "offer", "sdp": SDP}, **{"from": "alice"})
+    await carol.expect_error("not_allowed")
+    await carol.send(type="signal", call_id=theirs, candidate=CANDIDATE)
+    await carol.expect_error("not_allowed")
+    await alice.expect_nothing()
+    await bob.expect_nothing()
+    await carol.send(type="signal", call_id=ours, candidate=CANDIDATE, **{"from": "alice"})
+    assert (await dave_s.expect("signal", call_id=ours))["from"] == "carol"
+    for s in (alice, bob, carol, dave_s):
+        await s.close()
+
+
+async def test_end_of_candidates_is_relayed_as_null(people):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+    await alice.send(type="signal", call_id=call_id, candidate=None)
+    assert await bob.expect("signal", call_id=call_id) == {"type": "signal", "call_id": call_id, "candidate": None, "from": "alice"}
+    await alice.close(), await bob.close()
+
+
+async def test_a_server_failure_is_answered_as_server_error_and_the_connection_stays_open(people, monkeypatch):
+    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
+    call_id = await start_call(alice, bob)
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "call_hangup", broken)
+    await alice.send(type="hangup", call_id=call_id)
+    await alice.expect_error("server_error")
+    await alice.send(type="ping")
+    await alice.expect("pong")
+    monkeypatch.undo()
+    await alice.send(type="hangup", call_id=call_id)
+    await bob.expect("ended", call_id=call_id, reason="hangup")
+    await alice.close(), await bob.close()
 
 
 async def test_server_event_names_sent_by_a_client_are_refused_and_reach_nobody(people):
