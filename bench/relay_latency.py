@@ -1,6 +1,6 @@
 """Signal relay latency through two daphne workers and Redis.
 
-    .venv/bin/python bench/relay_latency.py [--pairs 50] [--seconds 10] [--rate 20]
+    .venv/bin/python bench/relay_latency.py [--pairs 50] [--seconds 10] [--rate 5]
 
 Starts a throwaway Redis-backed deployment on loopback (two daphne processes, a temporary SQLite
 database, a unique Redis prefix), signs in PAIRS pairs of users, puts each pair in an answered
