@@ -24,11 +24,67 @@ GROWING_JS = """async ([base, frames, packets]) => {
 }""" % STATS_JS
 
 
-def lobby(open_page, server, user):
-    """A logged-in lobby whose signalling socket is open."""
-    page, watch = open_page(server, user)
+# Every track getUserMedia hands the page, kept in window.__localTracks (installed on every page
+# by conftest.open_page): the ground truth for "no camera light left on", including tracks a
+# callee opened for its preview while it rang and never sent.
+LOCAL_TRACKS_JS = """(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const tracks = window.__localTracks = [];
+  const real = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = async (constraints) => {
+    const stream = await real(constraints);
+    tracks.push(...stream.getTracks());
+    return stream;
+  };
+})();"""
+
+# Held before a call ends: peerline.pc() is null afterwards and srcObject is cleared whether or
+# not anything was stopped, so only references taken before the end can prove the teardown.
+KEEP_JS = """() => {
+  const pc = window.peerline.pc();
+  const tracks = [...window.__localTracks];
+  if (pc) for (const sender of pc.getSenders()) if (sender.track && !tracks.includes(sender.track)) tracks.push(sender.track);
+  window.__kept = { pc, tracks };
+  return { pc: Boolean(pc), tracks: tracks.length, live: tracks.filter((t) => t.readyState === "live").length };
+}"""
+
+KEPT_STATE_JS = """() => ({
+  signalingState: window.__kept.pc.signalingState,
+  connectionState: window.__kept.pc.connectionState,
+  tracks: window.__kept.tracks.map((t) => `${t.kind}:${t.readyState}`),
+})"""
+
+
+def lobby(open_page, server, user, **options):
+    """A logged-in lobby whose signalling socket is open (options go to open_page)."""
+    page, watch = open_page(server, user, **options)
     page.wait_for_selector("body[data-ws-state=open]")
     return page, watch
+
+
+def keep_call_media(page, *, tracks: int) -> None:
+    """Before a call ends: hold this page's peer connection and its local tracks, once its
+    camera/microphone (`tracks` of them) have started."""
+    page.wait_for_function(
+        "n => window.__localTracks.filter((t) => t.readyState === 'live').length >= n", arg=tracks, polling=50
+    )
+    kept = page.evaluate(KEEP_JS)
+    assert kept["pc"] and kept["live"] >= tracks, kept
+
+
+def wait_torn_down(page) -> None:
+    """After the end: the kept peer connection is closed and every local track has ended."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "() => window.__kept.pc.signalingState === 'closed'"
+            " && window.__kept.tracks.every((t) => t.readyState === 'ended')",
+            polling=50, timeout=10_000,
+        )
+    except PlaywrightTimeout:
+        raise AssertionError(f"call not torn down: {page.evaluate(KEPT_STATE_JS)}") from None
 
 
 def roster_user(page, username: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.e2e.calling import lobby
+from tests.e2e.calling import LOCAL_TRACKS_JS, lobby
 from tests.support.services import CHROMIUM_ARGS, chromium_path
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -63,8 +63,9 @@ class PageWatch:
 @pytest.fixture
 def open_page(browser, request, artifacts_dir):
     """open_page(server, user=None, name=...) -> (page, watch): a fresh browser context per call,
-    logged in as `user` through a session cookie when given. On failure every page's screenshot
-    and console are written to the test's artifacts folder."""
+    logged in as `user` through a session cookie when given. Every page records the tracks
+    getUserMedia gave it (calling.LOCAL_TRACKS_JS). On failure every page's screenshot and console
+    are written to the test's artifacts folder."""
     from tests.support.sessions import session_cookie_for
 
     contexts, watches = [], []
@@ -72,6 +73,7 @@ def open_page(browser, request, artifacts_dir):
     def open_(server, user=None, *, name: str | None = None, path: str = "/", **context_options):
         context = browser.new_context(base_url=server.url, accept_downloads=True, **context_options)
         context.set_default_timeout(WAIT_MS)
+        context.add_init_script(LOCAL_TRACKS_JS)
         if user is not None:
             cookie_name, value = session_cookie_for(user).split("=", 1)
             context.add_cookies([{"name": cookie_name, "value": value, "url": server.url}])
