@@ -4,7 +4,10 @@ import struct
 
 import pytest
 
-from tests.e2e.calling import connect_call, inbound_over, wait_audio_heard, lobby, remote_video_size, wait_media_flowing, wait_remote_video
+from tests.e2e.calling import (
+    connect_call, inbound_over, lobby, remote_video_size, wait_audio_heard, wait_media_flowing, wait_remote_video,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -37,8 +40,7 @@ def test_mute_and_camera_off_reach_the_other_side(alice_and_bob):
     b.wait_for_selector("[data-role=remote-avatar]:not([hidden])")
     assert "camera off" in b.text_content("[data-testid=peer-media]")
     assert a.evaluate("() => window.peerline.pc().getSenders().find(s => s.track && s.track.kind === 'video')") is None
-    inbound_over(b, 25)
-    assert inbound_over(b, 50)["frames"] == 0
+    wait_video_stopped(b)
 
     a.click("[data-testid=toggle-camera]")
     b.wait_for_selector("body[data-peer-video=on]")
@@ -47,28 +49,88 @@ def test_mute_and_camera_off_reach_the_other_side(alice_and_bob):
     assert a_watch.errors == [] and b_watch.errors == []
 
 
+def wait_video_stopped(page, *, window_packets: int = 50, windows: int = 15) -> None:
+    """Inbound video stops: frames already on the way (more of them on a loaded machine) may still
+    decode, so wait for a window of ~1 s (50 audio packets) with no frame, up to ~15 s; then one
+    more such window proves it stays stopped."""
+    seen = []
+    for _ in range(windows):
+        seen.append(inbound_over(page, window_packets)["frames"])
+        if seen[-1] == 0:
+            break
+    assert seen[-1] == 0, f"video frames kept coming: {seen}"
+    assert inbound_over(page, window_packets)["frames"] == 0
+
+
+# Records the size of every frame a snapshot draws, at the moment it draws it.
+DRAW_RECORDER_JS = """() => {
+  window.__drawn = [];
+  const draw = CanvasRenderingContext2D.prototype.drawImage;
+  CanvasRenderingContext2D.prototype.drawImage = function (source, ...rest) {
+    window.__drawn.push({ testid: source.dataset.testid, width: source.videoWidth, height: source.videoHeight });
+    return draw.call(this, source, ...rest);
+  };
+}"""
+
+CAMERA_SIZE_JS = """() => {
+  const sender = window.peerline.pc().getSenders().find((s) => s.track && s.track.kind === "video");
+  const settings = sender.track.getSettings();
+  return [settings.width, settings.height];
+}"""
+
+# main.js has asked the camera for the full size (applyConstraints done): from here on the
+# camera's size no longer changes by itself.
+CAMERA_RAISED_JS = """async () => {
+  const { VIDEO_WIDTH_IDEAL_PX } = await import("/static/calls/js/devices.js");
+  const sender = window.peerline.pc().getSenders().find((s) => s.track && s.track.kind === "video");
+  const width = sender.track.getConstraints().width;
+  return (width && typeof width === "object" ? width.ideal : width) === VIDEO_WIDTH_IDEAL_PX;
+}"""
+
+
+def same_shape(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[1] > 0 and b[1] > 0 and abs(a[0] / a[1] - b[0] / b[1]) < 0.02
+
+
+def snapshot_png(page) -> tuple[object, tuple[int, int], dict]:
+    """Click Snapshot; (download, PNG width x height, what the page drew for it)."""
+    page.evaluate(DRAW_RECORDER_JS)
+    with page.expect_download() as info:
+        page.click("[data-testid=snapshot]")
+    download = info.value
+    data = open(download.path(), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = page.evaluate("() => window.__drawn")
+    assert len(drawn) == 1, drawn
+    return download, struct.unpack(">II", data[16:24]), drawn[0]
+
+
 def test_snapshot_downloads_a_png_of_the_remote_video(alice_and_bob):
     """The snapshot button saves the remote video's current frame at its intrinsic size.
 
-    The fake camera gives what devices.constraintsFor asks for (1280x720 ideal); the remote copy
-    is that or a WebRTC-scaled version of it (e.g. 640x360 while bandwidth estimation ramps up)."""
+    Bob's camera starts at 640x480 for a quick first picture and main.js asks it for 1280x720
+    1.5 s after the media connects (RAISE_QUALITY_AFTER_MS; Chromium's fake camera may stay at
+    640x480, a real one changes shape to 16:9); WebRTC may also scale what Alice receives while
+    bandwidth estimation ramps up. So the test waits until the raise is done and Alice's picture
+    has Bob's camera's shape, and compares the PNG with the frame drawn at the moment of the
+    snapshot rather than with a size read before or after it."""
     server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
     connect_call(a, b, "bob")
     wait_remote_video(a)
     wait_media_flowing(a)
+    b.wait_for_function(CAMERA_RAISED_JS, polling=100)
+    wait_until(lambda: same_shape(remote_video_size(a), tuple(b.evaluate(CAMERA_SIZE_JS))),
+               what="Alice's picture to have the shape of Bob's camera")
 
-    before = remote_video_size(a)
-    with a.expect_download() as info:
-        a.click("[data-testid=snapshot]")
-    download = info.value
-    after = remote_video_size(a)  # WebRTC may change the resolution as bandwidth ramps up
-    data = open(download.path(), "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
+    camera_before = tuple(b.evaluate(CAMERA_SIZE_JS))
+    download, (width, height), drawn = snapshot_png(a)
+    camera_after = tuple(b.evaluate(CAMERA_SIZE_JS))
     assert download.suggested_filename.startswith("peerline-bob-")
-    assert (width, height) in {before, after}
-    camera = b.evaluate("() => { const s = window.peerline.pc().getSenders().find(s => s.track && s.track.kind === 'video').track.getSettings(); return [s.width, s.height]; }")
-    assert width * camera[1] == height * camera[0]  # Bob's camera picture, same aspect ratio
+    assert drawn["testid"] == "remote-video"
+    assert (width, height) == (drawn["width"], drawn["height"])
+    # Bob's camera picture: its shape, whichever side of a (late) size change the frame was on.
+    assert same_shape((width, height), camera_before) or same_shape((width, height), camera_after), (
+        (width, height), camera_before, camera_after)
     assert a_watch.errors == [] and b_watch.errors == []
 
 
