@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 
 import pytest
 from channels.layers import channel_layers
@@ -11,6 +13,7 @@ from django.db import OperationalError
 
 from calls import ops, presence
 from calls.models import Call
+from tests.support.sessions import session_cookie_for
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -204,16 +207,34 @@ def test_render_prometheus_escapes_labels_and_formats_values():
     )
 
 
+async def _open_signalling_sockets(server, cookies: list[str]) -> list:
+    """One socket per cookie, each past `hello` (sent once presence has recorded it)."""
+    import websockets
+
+    sockets = []
+    for cookie in cookies:
+        ws = await websockets.connect(server.ws_url, origin=server.url, additional_headers={"Cookie": cookie})
+        sockets.append(ws)
+        while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "hello":
+            pass
+    return sockets
+
+
 @pytest.mark.live
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_healthz_and_metrics_on_a_real_daphne_with_redis(live_servers, redis_url):
-    """The production entry point, with the Redis layer: the probe runs on daphne's event loop."""
-    import json
+def test_healthz_and_metrics_on_a_real_daphne_with_redis(live_servers, redis_url, make_user):
+    """The production entry point, with the Redis layer: the probe runs on daphne's event loop,
+    and the figures count the sockets really open on it (a prefix of its own keeps other runs
+    on the same Redis out of the count)."""
     import urllib.error
     import urllib.request
 
-    server = live_servers(redis_url=redis_url, env={"PEERLINE_METRICS_TOKEN": METRICS_TOKEN})
+    prefix = f"peerline-ops-{uuid.uuid4().hex[:8]}"
+    server = live_servers(redis_url=redis_url, env={
+        "PEERLINE_METRICS_TOKEN": METRICS_TOKEN, "PEERLINE_CHANNEL_PREFIX": prefix,
+        "PEERLINE_PRESENCE_PREFIX": f"{prefix}:presence:",
+    })
     with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
         assert response.status == 200
         assert json.loads(response.read()) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
@@ -222,9 +243,27 @@ def test_healthz_and_metrics_on_a_real_daphne_with_redis(live_servers, redis_url
         urllib.request.urlopen(server.url + "/metrics", timeout=10)
     assert refused.value.code == 403
 
-    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-        samples = parse_prometheus(response.read().decode())
-    assert samples["peerline_connections_open"] >= 0
-    assert 'peerline_calls{status="active"}' in samples
+    def scrape() -> dict[str, float]:
+        request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+            return parse_prometheus(response.read().decode())
+
+    before = scrape()
+    assert (before["peerline_connections_open"], before["peerline_users_online"]) == (0, 0)
+    assert 'peerline_calls{status="active"}' in before
+
+    alice, bob = make_user("alice"), make_user("bob")
+    cookies = [session_cookie_for(alice), session_cookie_for(alice), session_cookie_for(bob)]
+
+    async def scenario():
+        sockets = await _open_signalling_sockets(server, cookies)
+        try:
+            return await asyncio.to_thread(scrape)
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    during = asyncio.run(scenario())
+    assert during["peerline_connections_open"] == 3
+    assert during["peerline_users_online"] == 2
