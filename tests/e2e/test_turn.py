@@ -82,6 +82,11 @@ TURN_USERNAME_JS = """() => {
 }"""
 
 CALL_WAIT_MS = 25_000  # the page gives up on a call that does not connect after 15 s
+# Gaps between `ice_servers` answers with PEERLINE_TURN_TTL_S=4 (refresh every 2 s): a little
+# under the 2 s period (arrival times jitter; timers never fire early), and up to 4x the period
+# for a noisy machine.
+REFRESH_GAP_MIN_MS = 1_500
+REFRESH_GAP_MAX_MS = 8_000
 
 
 @pytest.fixture
@@ -230,21 +235,21 @@ def test_turn_credentials_are_refreshed_and_reach_a_live_call(
     first = a.evaluate(TURN_USERNAME_JS)
     assert first and first.endswith(f":{alice.pk}")
 
-    a.wait_for_function(
-        "() => window.__turn.frames.filter((f) => f.type === 'ice_servers').length >= 2", timeout=8_000, polling=100
-    )
-    a.wait_for_function("([js, old]) => eval(js)() !== old", arg=[TURN_USERNAME_JS, first], timeout=8_000, polling=100)
+    a.wait_for_function("() => window.__turn.frames.filter((f) => f.type === 'ice_servers').length >= 2", polling=100)
+    a.wait_for_function("([js, old]) => eval(js)() !== old", arg=[TURN_USERNAME_JS, first], polling=100)
     frames = recorded(a)["frames"]
     usernames = [next(s["username"] for s in f["ice_servers"] if "username" in s) for f in frames]
     expiries = [expiry(u) for u in usernames]
     assert expiries == sorted(set(expiries)), usernames  # strictly increasing
     gaps = [later["at"] - earlier["at"] for earlier, later in zip(frames, frames[1:])]
-    assert all(1_500 <= gap <= 4_000 for gap in gaps), gaps
+    # The page asks again ice_refresh_s (2 s) after each answer: never sooner (timers only run
+    # late), and a late timer on a loaded machine is fine as long as the refresh keeps coming.
+    assert all(REFRESH_GAP_MIN_MS <= gap <= REFRESH_GAP_MAX_MS for gap in gaps), gaps
     now_username = a.evaluate(TURN_USERNAME_JS)
     assert now_username in usernames[1:] and expiry(now_username) > expiry(first)
 
     # Past the first credentials' expiry: the relay allocation made with them keeps carrying media.
-    a.wait_for_function(f"() => Date.now() / 1000 > {expiry(first) + 0.5}", timeout=8_000, polling=100)
+    a.wait_for_function(f"() => Date.now() / 1000 > {expiry(first) + 0.5}", polling=100)
     for page in (a, b):
         wait_media_flowing(page)
         assert page.get_attribute("body", "data-call-state") == "active"
