@@ -36,8 +36,9 @@ RUN DJANGO_SECRET_KEY=build-only-not-a-secret DATABASE_URL=sqlite:////tmp/build.
 USER peerline
 
 EXPOSE 8000
+# GET /healthz on 127.0.0.1:8000 with a Host from DJANGO_ALLOWED_HOSTS (127.0.0.1 need not be allowed).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
+  CMD ["python", "/app/deploy/healthcheck.py"]
 
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "config.asgi:application"]

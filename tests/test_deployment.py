@@ -13,6 +13,7 @@ database and Redis.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -22,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 CADDYFILE = ROOT / "deploy" / "Caddyfile"
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 COTURN_SCRIPT = ROOT / "deploy" / "coturn.sh"
+HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
 # Linux's default ip_local_port_range: relay ports in here collide with outgoing connections.
 EPHEMERAL_PORTS = range(32768, 60999 + 1)
 SERVICES = ("web", "redis", "postgres", "coturn", "caddy")
@@ -104,7 +108,6 @@ def test_web_environment_is_production(compose):
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     # An empty DJANGO_STATIC_ROOT in .env would otherwise serve the working directory as /static/.
     assert env["DJANGO_STATIC_ROOT"] == "/app/staticfiles"
-    assert "127.0.0.1" in env["DJANGO_ALLOWED_HOSTS"].split(",")  # the container's own healthcheck
     assert env["DJANGO_HSTS_SECONDS"] == "${DJANGO_HSTS_SECONDS:-31536000}"
     assert "${PEERLINE_TURN_SECRET" in env["PEERLINE_TURN_SECRET"]
 
@@ -188,10 +191,10 @@ def shell_env_reads(path: Path) -> set[str]:
 
 def test_every_variable_peerline_reads_is_documented_in_env_example(compose):
     """What an operator can set has one list: the settings, the app's own code (management
-    commands) and the container's entry point. coturn.sh's variables are also fine when the
+    commands) and the container's entry point and health check. coturn.sh's variables are also fine when the
     coturn service sets them in docker-compose.yml (its .env is not passed to coturn). The test
     runner's knobs (scripts/run_tests.sh, config/settings_test.py) are the README's, not here."""
-    read = python_env_reads(ROOT / "config" / "settings.py") | shell_env_reads(ENTRYPOINT)
+    read = python_env_reads(ROOT / "config" / "settings.py") | shell_env_reads(ENTRYPOINT) | python_env_reads(HEALTHCHECK)
     for package in ("accounts", "calls"):
         for source in (ROOT / package).rglob("*.py"):
             read |= python_env_reads(source)
@@ -385,6 +388,68 @@ def test_dockerfile_runs_the_entrypoint_as_a_non_root_user():
     assert cmd[0] == "daphne" and "--proxy-headers" in cmd and cmd[-1] == "config.asgi:application"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".git" in ignored
+
+
+# --- the web container's health check -----------------------------------------------------------
+
+
+def dockerfile_healthcheck() -> list[str]:
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    return json.loads(re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", text, re.M).group(1))
+
+
+def test_the_image_and_compose_run_the_same_health_check(compose):
+    assert dockerfile_healthcheck() == ["python", "/app/deploy/healthcheck.py"]
+    assert compose["services"]["web"]["healthcheck"]["test"] == ["CMD", *dockerfile_healthcheck()]
+
+
+def _healthcheck_module():
+    spec = importlib.util.spec_from_file_location("peerline_healthcheck", HEALTHCHECK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("allowed, host", [
+    ("calls.example.com,localhost,127.0.0.1,web", "calls.example.com"),
+    ("*", "localhost"),
+    ("*, .example.org", "example.org"),
+    ("", "localhost"),
+    ("[::1]", "[::1]"),
+])
+def test_health_check_sends_a_host_django_allows(allowed, host):
+    assert _healthcheck_module().host_header(allowed) == host
+
+
+@pytest.mark.live
+def test_health_check_passes_when_127_0_0_1_is_not_an_allowed_host(tmp_path):
+    """A real daphne allowing only calls.example.com: a plain request to 127.0.0.1 gets 400
+    (what the old urlopen check did), deploy/healthcheck.py gets 200."""
+    port = free_port()
+    env = clean_env(DJANGO_SETTINGS_MODULE="config.settings", DJANGO_SECRET_KEY=REQUIRED_FOR_COMPOSE["DJANGO_SECRET_KEY"],
+                    DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="calls.example.com",
+                    DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", REDIS_URL="", PEERLINE_JANITOR="false",
+                    PYTHONUNBUFFERED="1")
+    log = tmp_path / "daphne.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                 "config.asgi:application"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        check = [sys.executable, str(HEALTHCHECK), str(port)]
+        deadline = time.monotonic() + 30
+        while (result := subprocess.run(check, env=env, capture_output=True, text=True, timeout=10)).returncode:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, result.stderr + log.read_text(errors="replace")
+            time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert refused.value.code == 400
+        env["DJANGO_ALLOWED_HOSTS"] = "elsewhere.example.net"  # the check's Host is what is allowed
+        wrong = subprocess.run(check, env=env, capture_output=True, text=True, timeout=10)
+        assert wrong.returncode == 1 and "answered 400 (Host: elsewhere.example.net)" in wrong.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("script", [ENTRYPOINT, COTURN_SCRIPT], ids=lambda p: p.name)
