@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -71,13 +72,76 @@ clean_env = live.isolated_env
 # --- docker-compose.yml ---------------------------------------------------------------------------
 
 
-def test_every_service_is_there_with_a_healthcheck(compose):
+# What each image ships that a health check may run, from the images' own documentation (no
+# engine here to look inside them): a typo, or a tool that lives in another image, fails below.
+IMAGE_TOOLS = {
+    "python": {"python"},  # the web image's base (Dockerfile FROM)
+    "postgres": {"pg_isready", "psql"},
+    "redis": {"redis-cli", "grep"},  # Debian-based: coreutils and grep are there
+    "coturn/coturn": {"turnutils_stunclient"},  # built with coturn's utilities
+    "caddy": {"wget"},  # Alpine-based: BusyBox's wget, no curl
+}
+
+
+def image_of(service: dict) -> str:
+    """The image name without its tag; for a service built here, the Dockerfile's base image."""
+    if service.get("build") == ".":
+        return re.search(r"^FROM ([^:\s]+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+    return service["image"].rsplit(":", 1)[0]
+
+
+def healthcheck_programs(test: list[str] | str) -> tuple[list[str], list[str]]:
+    """(programs run, arguments) of a compose healthcheck `test`: CMD runs one program,
+    CMD-SHELL a shell line whose pipeline and list members each run one."""
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    kind, *rest = test
+    if kind == "CMD":
+        return [rest[0]], rest[1:]
+    assert kind == "CMD-SHELL", test
+    words = shlex.split(rest[0])
+    programs, arguments, start = [], [], True
+    for word in words:
+        if word in ("|", "||", "&&", ";"):
+            start = True
+        elif start:
+            programs.append(word)
+            start = False
+        else:
+            arguments.append(word)
+    return programs, arguments
+
+
+def test_every_service_has_a_healthcheck_its_image_can_run(compose):
     services = compose["services"]
     assert set(SERVICES) <= set(services)
     for name in SERVICES:
-        test = services[name].get("healthcheck", {}).get("test")
-        assert test, f"{name} has no healthcheck"
-        assert not services[name]["healthcheck"].get("disable"), name
+        healthcheck = services[name].get("healthcheck", {})
+        assert healthcheck.get("test"), f"{name} has no healthcheck"
+        assert not healthcheck.get("disable"), name
+        programs, arguments = healthcheck_programs(healthcheck["test"])
+        image = image_of(services[name])
+        unknown = set(programs) - IMAGE_TOOLS[image]
+        assert not unknown, f"{name}: {sorted(unknown)} is not in the {image} image"
+        for argument in arguments:  # the web image is this repository, copied to /app
+            if argument.startswith("/app/"):
+                assert (ROOT / argument.removeprefix("/app/")).is_file(), f"{name}: {argument} is not in the repository"
+
+
+def test_healthchecks_ask_the_service_as_it_is_configured(compose):
+    """The arguments point at this stack's own settings, not at an image's defaults."""
+    services = compose["services"]
+    postgres_env = environment_of(services["postgres"])
+    _, pg_args = healthcheck_programs(services["postgres"]["healthcheck"]["test"])
+    assert pg_args[pg_args.index("-U") + 1] == postgres_env["POSTGRES_USER"]
+    assert pg_args[pg_args.index("-d") + 1] == postgres_env["POSTGRES_DB"]
+    # coturn listens on 3478 (deploy/coturn.sh's default; compose publishes it), the stunclient's default.
+    _, stun_args = healthcheck_programs(services["coturn"]["healthcheck"]["test"])
+    assert "-p" not in stun_args and "PEERLINE_TURN_PORT" not in environment_of(services["coturn"])
+    assert re.search(r"^port=\$\{PEERLINE_TURN_PORT:-3478\}$", COTURN_SCRIPT.read_text(), re.M)
+    # The web check is deploy/healthcheck.py, whose default port is the one daphne binds.
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M).group(1))
+    assert cmd[cmd.index("-p") + 1] == str(_healthcheck_module().DEFAULT_PORT)
 
 
 def test_compose_avoids_keys_older_compose_rejects(compose):
@@ -457,10 +521,14 @@ def test_deploy_scripts_are_executable_posix_sh(script):
     assert script.is_file()
     assert os.access(script, os.X_OK), f"{script.name} is not executable"
     assert script.read_text().startswith("#!/bin/sh\n")
-    mode = subprocess.run(["git", "ls-files", "-s", str(script.relative_to(ROOT))], cwd=ROOT,
-                          capture_output=True, text=True).stdout.split()
-    if mode:  # tracked: the executable bit must be in git too, or a fresh clone loses it
-        assert mode[0] == "100755", f"{script.name} is tracked without the executable bit"
+    assert script.stat().st_mode & 0o111 == 0o111, f"{script.name} is not executable for everyone"
+    # In a git checkout, the bit must be in git too, or a fresh clone loses it. Without git (an
+    # unpacked archive, a slim CI image) the file's own mode above is what there is to check.
+    if shutil.which("git") and (ROOT / ".git").exists():
+        mode = subprocess.run(["git", "ls-files", "-s", str(script.relative_to(ROOT))], cwd=ROOT,
+                              capture_output=True, text=True).stdout.split()
+        if mode:  # tracked
+            assert mode[0] == "100755", f"{script.name} is tracked without the executable bit"
     if shutil.which("dash"):
         result = subprocess.run(["dash", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
