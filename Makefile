@@ -7,7 +7,10 @@ PORT   ?= 8000
 
 .PHONY: run test install migrate superuser bench clean
 
+# scripts/check_python.sh first: Debian and Ubuntu ship venv's ensurepip separately
+# (python3-venv), and without it `python3 -m venv` fails half way with a cryptic message.
 $(BIN)/python:
+	@sh scripts/check_python.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

@@ -705,6 +705,57 @@ def test_coturn_script_refuses_to_start_without_a_secret(tmp_path):
     assert "PEERLINE_TURN_SECRET is empty" in result.stderr
 
 
+# --- scripts/check_python.sh (run by `make` before it creates .venv) ------------------------------
+
+CHECK_PYTHON = ROOT / "scripts" / "check_python.sh"
+
+
+def check_python(tmp_path: Path, probe_answer: str | None) -> subprocess.CompletedProcess:
+    """Runs the script with a stand-in `python3` that answers its probe with `probe_answer`
+    (None: no python3 at all), on a PATH without apt-get, so nothing is ever installed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("id", "cat"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    if probe_answer is not None:
+        fake = bin_dir / "python3"
+        fake.write_text(f"#!/bin/sh\ncat >/dev/null\necho '{probe_answer}'\n")
+        fake.chmod(0o755)
+    return subprocess.run([shutil.which("sh"), str(CHECK_PYTHON), "python3"], env={"PATH": str(bin_dir)},
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_check_python_passes_a_python_that_can_make_a_venv(tmp_path):
+    assert check_python(tmp_path, "ok").returncode == 0
+    real = subprocess.run(["sh", str(CHECK_PYTHON), sys.executable], capture_output=True, text=True, timeout=30)
+    assert real.returncode == 0, real.stderr  # the suite's own Python has ensurepip
+
+
+def test_check_python_names_the_debian_package_to_install(tmp_path):
+    result = check_python(tmp_path, "python3.11-venv /usr")
+    assert result.returncode == 1
+    assert "ensurepip module is missing" in result.stderr
+    assert "sudo apt-get install python3.11-venv" in result.stderr
+
+
+def test_check_python_on_a_python_apt_did_not_install(tmp_path):
+    result = check_python(tmp_path, "python3.12-venv /opt/python-3.12")
+    assert result.returncode == 1
+    assert "apt-get" not in result.stderr and "make PYTHON=" in result.stderr
+
+
+def test_check_python_without_python(tmp_path):
+    result = check_python(tmp_path, None)
+    assert result.returncode == 1 and "python3 not found" in result.stderr
+
+
+def test_makefile_checks_python_before_making_the_venv():
+    recipe = re.search(r"^\$\(BIN\)/python:\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    lines = [line.strip().lstrip("@") for line in recipe.splitlines()]
+    assert lines[0] == "sh scripts/check_python.sh $(PYTHON)"
+    assert lines[1] == "$(PYTHON) -m venv $(VENV)"
+
+
 # --- deploy/entrypoint.sh, for real ---------------------------------------------------------------
 
 
