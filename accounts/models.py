@@ -32,8 +32,9 @@ class LoginSession(models.Model):
     """One logged-in browser session, so operators can see and revoke where someone is logged in.
 
     Written only by accounts.services: created at login, touched by LastSeenMiddleware at most
-    once a minute, removed at logout or revocation. The Django session it names is the truth;
-    this row is the operator's view of it.
+    once a minute, removed at logout or revocation, and pruned by `clearsessions` once its
+    session has expired (accounts.sessions). The Django session it names is the truth; this row
+    is the operator's view of it.
     """
 
     session_key = models.CharField(max_length=40, unique=True)

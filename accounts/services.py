@@ -99,6 +99,30 @@ def _session_store_class():
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
+def _sessions_in_database() -> bool:
+    """Whether sessions are rows of django.contrib.sessions' Session model (the db and cached_db
+    engines, and accounts.sessions built on them), which can be searched and joined against."""
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+
+    return issubclass(_session_store_class(), DatabaseSessionStore)
+
+
+def login_sessions_prune(*, now: datetime | None = None) -> int:
+    """Delete the LoginSession rows whose Django session is gone or expired; returns how many.
+
+    Run by `clearsessions` (accounts.sessions). One DELETE: a row whose session is still valid
+    is never touched, so a login racing with the prune keeps its row."""
+    if not _sessions_in_database():
+        return 0
+    from django.contrib.sessions.models import Session
+
+    valid = Session.objects.filter(expire_date__gt=now or timezone.now()).values("session_key")
+    count, _ = LoginSession.objects.exclude(session_key__in=valid).delete()
+    if count:
+        logger.info("pruned %d login session row(s) whose session had expired or gone", count)
+    return count
+
+
 @transaction.atomic
 def login_sessions_revoke(*, sessions) -> int:
     """Log these sessions out everywhere: HTTP and open WebSockets. Returns how many."""
@@ -133,7 +157,7 @@ def login_sessions_revoke_all(*, user: User) -> int:
 def _untracked_session_keys(user: User) -> set[str]:
     """With database sessions, find the user's sessions by reading them (operators do this
     rarely; other session engines cannot be searched and rely on LoginSession rows)."""
-    if settings.SESSION_ENGINE not in ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"):
+    if not _sessions_in_database():
         return set()
     from django.contrib.sessions.models import Session
 

@@ -109,6 +109,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts -------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Database sessions whose expiry (`manage.py clearsessions`) also prunes their LoginSession rows.
+SESSION_ENGINE = "accounts.sessions"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "calls:lobby"
 LOGOUT_REDIRECT_URL = "accounts:login"

@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
 from django.core.cache import cache
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -134,6 +135,37 @@ def test_a_session_without_a_row_gets_one_on_its_next_request(client, make_user)
     assert client.get(reverse("calls:lobby"), HTTP_USER_AGENT=CHROME_ANDROID).status_code == 200
     session = LoginSession.objects.get(session_key=key)
     assert (session.user, session.device) == (alice, "Chrome on Android")
+
+
+@pytest.mark.django_db
+def test_clearsessions_prunes_the_rows_of_expired_and_vanished_sessions(make_user):
+    """Django's own daily clean-up takes the rows with it; a valid session keeps its row."""
+    from django.test import Client
+
+    make_user("alice")
+    kept, expired, vanished = (log_in(Client(), "alice") for _ in range(3))
+    Session.objects.filter(session_key=expired).update(expire_date=timezone.now() - timedelta(seconds=1))
+    Session.objects.filter(session_key=vanished).delete()  # e.g. a session table restored from a backup
+    assert LoginSession.objects.count() == 3
+
+    call_command("clearsessions")
+
+    assert set(LoginSession.objects.values_list("session_key", flat=True)) == {kept}
+    assert session_exists(kept) and not Session.objects.filter(session_key=expired).exists()
+
+
+@pytest.mark.django_db
+def test_pruning_leaves_every_row_of_a_valid_session(make_user):
+    from django.test import Client
+
+    make_user("alice")
+    make_user("bob")
+    keys = {log_in(Client(), "alice"), log_in(Client(), "bob")}
+    assert services.login_sessions_prune() == 0
+    assert set(LoginSession.objects.values_list("session_key", flat=True)) == keys
+    # As of tomorrow (the sessions' two weeks still run) nothing changes either; in a month, all go.
+    assert services.login_sessions_prune(now=timezone.now() + timedelta(days=1)) == 0
+    assert services.login_sessions_prune(now=timezone.now() + timedelta(days=30)) == 2
 
 
 # --- what operators see ---------------------------------------------------------------------------------
