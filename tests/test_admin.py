@@ -192,10 +192,10 @@ async def open_socket(user):
 
 
 async def expect(socket, kind: str, **fields) -> dict:
-    """The next frame of this type; presence frames in between are skipped."""
+    """The next frame of this type; roster frames (presence, status) in between are skipped."""
     while True:
         frame = await socket.receive_json_from(timeout=TIMEOUT_S)
-        if frame["type"] == "presence":
+        if frame["type"] in ("presence", "status"):
             continue
         assert frame["type"] == kind, frame
         for key, value in fields.items():
