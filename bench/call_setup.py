@@ -67,6 +67,8 @@ def start_server(workdir: Path, redis_url: str, cleanup: list) -> tuple[str, dic
         "PEERLINE_INVITES_PER_WINDOW": "1000",
         "DJANGO_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        # The figures are of Peerline's defaults, not of whatever a developer's .env sets.
+        "DJANGO_READ_DOT_ENV": "false",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)

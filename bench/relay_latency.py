@@ -133,7 +133,9 @@ async def main_async(args):
            "DJANGO_DEBUG": "false", "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "REDIS_URL": redis_url,
            "PEERLINE_CHANNEL_PREFIX": prefix, "PEERLINE_PRESENCE_PREFIX": f"{prefix}:presence:",
            "PEERLINE_RATE_BURST": "1000", "PEERLINE_RATE_PER_S": "1000", "PEERLINE_INVITES_PER_WINDOW": "1000",
-           "DJANGO_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+           "DJANGO_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+           # The figures are of Peerline's defaults, not of whatever a developer's .env sets.
+           "DJANGO_READ_DOT_ENV": "false"}
     cookies = prepare(env, args.pairs)
     ports = (free_port(), free_port())
     log = open(tmp / "workers.log", "wb")

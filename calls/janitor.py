@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 
@@ -17,9 +18,14 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts.services import login_sessions_prune
 from calls import events, presence, protocol, selectors, services
 
 logger = logging.getLogger(__name__)
+
+# Login-session rows whose Django session expired are pruned this often by each worker (they
+# are also pruned by `clearsessions`); one indexed DELETE, so hourly costs nothing.
+LOGIN_SESSION_PRUNE_INTERVAL_S = 3600.0
 
 # channel name -> user id, for the connections this process holds.
 _local_connections: dict[str, int] = {}
@@ -77,7 +83,11 @@ def _sweep_calls() -> int:
     )
 
 
+_last_prune_at = float("-inf")
+
+
 async def run_once() -> None:
+    global _last_prune_at
     backend = presence.get_presence()
     back = await sync_to_async(backend.heartbeat)(local_connections())
     gone = await sync_to_async(backend.sweep)()
@@ -86,6 +96,9 @@ async def run_once() -> None:
     ended = await database_sync_to_async(_sweep_calls)()
     if gone or ended:
         logger.info("janitor: %d user(s) expired, %d call(s) ended", len(gone), ended)
+    if time.monotonic() - _last_prune_at >= LOGIN_SESSION_PRUNE_INTERVAL_S:
+        _last_prune_at = time.monotonic()
+        await database_sync_to_async(login_sessions_prune)()
 
 
 async def run_forever() -> None:

@@ -239,13 +239,13 @@ async def test_end_selected_calls_hangs_up_both_browsers(layer, client, operator
 # --- people online ------------------------------------------------------------------------------------
 
 
-def online_rows(html: str) -> dict[str, tuple[int, str]]:
-    """username -> (connections, in-call text) from the people-online table."""
+def online_rows(html: str) -> dict[str, tuple[int, str, str]]:
+    """username -> (connections, in-call text, database live-call text) from the table."""
     rows = {}
     for username, body in re.findall(r'<tr data-username="([^"]+)">(.*?)</tr>', html, re.S):
         connections = int(re.search(r'class="connections">(\d+)<', body).group(1))
-        in_call = re.sub(r"<[^>]+>", "", re.search(r'class="in-call">(.*?)</td>', body, re.S).group(1)).strip()
-        rows[username] = (connections, in_call)
+        cell = lambda name: re.sub(r"<[^>]+>", "", re.search(rf'class="{name}">(.*?)</td>', body, re.S).group(1)).strip()  # noqa: E731
+        rows[username] = (connections, cell("in-call"), cell("live-call"))
     return rows
 
 
@@ -272,10 +272,10 @@ def test_people_online_shows_connections_and_calls_from_presence(layer, client, 
     assert response.status_code == 200
     html = response.content.decode()
     assert online_rows(html) == {
-        "alice": (2, "no"),
-        "bob": (1, "yes (active)"),  # busy in presence; the row's status is the link's text
-        "carol": (1, "no"),
-        "dave": (1, "yes"),
+        "alice": (2, "no", "none"),
+        "bob": (1, "yes", "active"),  # busy in presence; the row is shown in its own column
+        "carol": (1, "no", "active"),  # the row says active, presence says available
+        "dave": (1, "yes", "none"),
     }
     assert "4 people online with 5 open connections" in html
     assert reverse("admin:calls_call_change", args=[active.pk]) in html

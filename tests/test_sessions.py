@@ -154,6 +154,28 @@ def test_clearsessions_prunes_the_rows_of_expired_and_vanished_sessions(make_use
     assert session_exists(kept) and not Session.objects.filter(session_key=expired).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_each_workers_janitor_prunes_expired_rows_hourly_without_cron(make_user, monkeypatch):
+    """A deployment that never runs clearsessions still loses the rows of expired sessions."""
+    import asyncio
+
+    from django.test import Client
+
+    from calls import janitor
+
+    make_user("alice")
+    kept, expired = (log_in(Client(), "alice") for _ in range(2))
+    Session.objects.filter(session_key=expired).update(expire_date=timezone.now() - timedelta(seconds=1))
+    monkeypatch.setattr(janitor, "_last_prune_at", float("-inf"))
+    asyncio.run(janitor.run_once())
+    assert set(LoginSession.objects.values_list("session_key", flat=True)) == {kept}
+
+    # Within the hour the next rounds leave the table alone (one DELETE an hour, not a heartbeat).
+    Session.objects.filter(session_key=kept).update(expire_date=timezone.now() - timedelta(seconds=1))
+    asyncio.run(janitor.run_once())
+    assert LoginSession.objects.filter(session_key=kept).exists()
+
+
 @pytest.mark.django_db
 def test_pruning_leaves_every_row_of_a_valid_session(make_user):
     from django.test import Client
