@@ -43,6 +43,19 @@ def browser():
         browser.close()
 
 
+@pytest.fixture
+def strict_autoplay_browser(browser):
+    """A Chromium with its real autoplay policy (no --autoplay-policy flag): audio stays locked
+    until the page gets a user gesture, as for a person who opened Peerline and walked away.
+    Playwright's evaluate() and its selector waits give the page a user activation, which alone
+    lets a new AudioContext start (test_calls_tones.QuietReader reads a page without one); key
+    presses and clicks are real gestures."""
+    args = [arg for arg in CHROMIUM_ARGS if not arg.startswith("--autoplay-policy")]
+    strict = browser.browser_type.launch(executable_path=chromium_path(), headless=True, args=args)
+    yield strict
+    strict.close()
+
+
 class PageWatch:
     """Console errors and page errors of one page, for assertions and failure dumps."""
 
@@ -62,16 +75,17 @@ class PageWatch:
 
 @pytest.fixture
 def open_page(browser, request, artifacts_dir):
-    """open_page(server, user=None, name=...) -> (page, watch): a fresh browser context per call,
-    logged in as `user` through a session cookie when given. Every page records the tracks
-    getUserMedia gave it (calling.LOCAL_TRACKS_JS). On failure every page's screenshot and console
-    are written to the test's artifacts folder."""
+    """open_page(server, user=None, name=..., in_browser=None) -> (page, watch): a fresh browser
+    context per call (in the session's browser unless another is given), logged in as `user`
+    through a session cookie when given. Every page records the tracks getUserMedia gave it
+    (calling.LOCAL_TRACKS_JS). On failure every page's screenshot and console are written to the
+    test's artifacts folder."""
     from tests.support.sessions import session_cookie_for
 
     contexts, watches = [], []
 
-    def open_(server, user=None, *, name: str | None = None, path: str = "/", **context_options):
-        context = browser.new_context(base_url=server.url, accept_downloads=True, **context_options)
+    def open_(server, user=None, *, name: str | None = None, path: str = "/", in_browser=None, **context_options):
+        context = (in_browser or browser).new_context(base_url=server.url, accept_downloads=True, **context_options)
         context.set_default_timeout(WAIT_MS)
         context.add_init_script(LOCAL_TRACKS_JS)
         if user is not None:

@@ -12,6 +12,9 @@ const CONNECTION_TEXT = {
   reconnecting: "Reconnecting…",
 };
 const PATH_TEXT = { host: "direct", srflx: "direct (via NAT)", prflx: "direct (via NAT)", relay: "relayed" };
+// While a call rings the tab title alternates with "Incoming call — NAME": seen from another tab,
+// and the one sign of the call when the browser keeps the ring tone locked (see tones.js).
+const TITLE_FLASH_MS = 1_000;
 
 export const els = {
   roster: $("roster"),
@@ -49,6 +52,8 @@ export function mediaWord(media) {
   return media && media.includes("video") ? "Video call" : "Audio call";
 }
 
+let titleFlash = null; // { original, timer } while the title flashes
+
 // --- page state ------------------------------------------------------------------------------
 
 export function setCallState(state) {
@@ -56,6 +61,7 @@ export function setCallState(state) {
   els.incoming.hidden = state !== "incoming";
   els.outgoing.hidden = state !== "outgoing";
   els.callView.hidden = !["connecting", "active", "reconnecting"].includes(state);
+  if (state !== "incoming") stopTitleFlash();
 }
 
 export function setWsState(state) {
@@ -144,6 +150,27 @@ export function showIncoming(from, media) {
   role("incoming-name").textContent = from.display_name;
   role("incoming-detail").textContent = `@${from.username} · ${mediaWord(media)}`;
   role("incoming-preview").hidden = true;
+  flashTitle(`Incoming call — ${from.display_name}`);
+}
+
+/** Alternate the tab title with `text` until stopTitleFlash(); the page's own title comes back. */
+function flashTitle(text) {
+  stopTitleFlash();
+  const original = document.title;
+  let flashed = false;
+  const toggle = () => {
+    flashed = !flashed;
+    document.title = flashed ? text : original;
+  };
+  toggle();
+  titleFlash = { original, timer: setInterval(toggle, TITLE_FLASH_MS) };
+}
+
+function stopTitleFlash() {
+  if (!titleFlash) return;
+  clearInterval(titleFlash.timer);
+  document.title = titleFlash.original;
+  titleFlash = null;
 }
 
 export function showIncomingPreview(stream) {
