@@ -27,6 +27,7 @@ export const els = {
   accept: $("accept-call"),
   decline: $("decline-call"),
   outgoing: $("outgoing-call"),
+  outgoingPreview: role("outgoing-preview"),
   cancel: $("cancel-call"),
   callView: $("call-view"),
   remoteVideo: $("remote-video"),
@@ -52,16 +53,19 @@ export function mediaWord(media) {
   return media && media.includes("video") ? "Video call" : "Audio call";
 }
 
+let shownState = "idle";
 let titleFlash = null; // { original, timer } while the title flashes
 
 // --- page state ------------------------------------------------------------------------------
 
 export function setCallState(state) {
+  shownState = state;
   document.body.dataset.callState = state;
   els.incoming.hidden = state !== "incoming";
   els.outgoing.hidden = state !== "outgoing";
   els.callView.hidden = !["connecting", "active", "reconnecting"].includes(state);
   if (state !== "incoming") stopTitleFlash();
+  if (state !== "outgoing") showOutgoingPreview(null);
 }
 
 export function setWsState(state) {
@@ -217,10 +221,22 @@ export function setConnection(state, path) {
   els.connection.textContent = (CONNECTION_TEXT[state] || state) + where;
 }
 
+function hasLiveVideo(stream) {
+  return Boolean(stream && stream.getVideoTracks().some((t) => t.readyState === "live" && t.enabled));
+}
+
 export function setLocalStream(stream) {
-  const hasVideo = Boolean(stream && stream.getVideoTracks().some((t) => t.readyState === "live" && t.enabled));
   if (els.localVideo.srcObject !== stream) els.localVideo.srcObject = stream || null;
-  els.localVideo.hidden = !hasVideo;
+  els.localVideo.hidden = !hasLiveVideo(stream);
+  // The caller sees themselves while it rings (the call view, with local-video, is not shown yet).
+  showOutgoingPreview(shownState === "outgoing" ? stream : null);
+}
+
+function showOutgoingPreview(stream) {
+  const preview = els.outgoingPreview;
+  const shown = hasLiveVideo(stream) ? stream : null;
+  if (preview.srcObject !== shown) preview.srcObject = shown;
+  preview.hidden = !shown;
 }
 
 export function setRemoteStream(stream) {
@@ -251,4 +267,26 @@ export function setLocalMedia({ audio, video, canVideo }) {
   els.camera.disabled = canVideo === false;
   document.body.dataset.localAudio = audio ? "on" : "off";
   document.body.dataset.localVideo = video ? "on" : "off";
+}
+
+// --- header ----------------------------------------------------------------------------------
+
+/**
+ * One more missed call in the header's badge (templates/base.html renders it with the count the
+ * server knows at page load); the badge is created when there was none.
+ */
+export function noteMissedCall() {
+  let badge = document.querySelector("[data-missed-calls]");
+  if (!badge) {
+    const history = document.querySelector('[data-testid="nav-history"]');
+    if (!history) return;
+    badge = document.createElement("span");
+    badge.className = "badge";
+    badge.title = "Missed calls";
+    history.append(" ", badge);
+  }
+  const count = (Number.parseInt(badge.dataset.missedCalls, 10) || 0) + 1;
+  badge.dataset.missedCalls = String(count);
+  badge.setAttribute("aria-label", `${count} missed`);
+  badge.textContent = String(count);
 }
