@@ -1,5 +1,7 @@
-"""In a call: mute, camera off/on, what the other side sees, and a snapshot of the remote video."""
+"""In a call: mute, camera off/on, what the other side sees, snapshots (remote and my own camera),
+the call timer."""
 
+import re
 import struct
 
 import pytest
@@ -131,6 +133,39 @@ def test_snapshot_downloads_a_png_of_the_remote_video(alice_and_bob):
     # Bob's camera picture: its shape, whichever side of a (late) size change the frame was on.
     assert same_shape((width, height), camera_before) or same_shape((width, height), camera_after), (
         (width, height), camera_before, camera_after)
+    assert a_watch.errors == [] and b_watch.errors == []
+
+
+def test_snapshot_in_an_audio_call_saves_my_own_camera(alice_and_bob):
+    """With no picture from the other side (Bob is on audio only), Snapshot saves my own camera
+    frame: Alice turns her camera on in an audio call and gets her local video as a PNG."""
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
+    connect_call(a, b, "bob", video=False)
+    a.click("[data-testid=toggle-camera]")
+    a.wait_for_function("() => document.querySelector('[data-testid=local-video]').videoWidth > 0", polling=100)
+    assert a.eval_on_selector("[data-testid=remote-video]", "v => v.videoWidth") == 0
+
+    download, (width, height), drawn = snapshot_png(a)
+    assert download.suggested_filename.startswith("peerline-bob-")
+    assert drawn["testid"] == "local-video"
+    assert (width, height) == (drawn["width"], drawn["height"]) and width > 0
+    assert a_watch.errors == [] and b_watch.errors == []
+
+
+def test_the_call_timer_advances(alice_and_bob):
+    """The timer starts at 0:00 when the call is answered and counts up in m:ss on both sides."""
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
+    connect_call(a, b, "bob", video=False)
+    seconds_js = """() => {
+      const [m, s] = document.querySelector('[data-testid=call-timer]').textContent.split(':').map(Number);
+      return m * 60 + s;
+    }"""
+    for page in (a, b):
+        assert re.fullmatch(r"0:0\d", page.text_content("[data-testid=call-timer]"))
+        page.wait_for_function(f"() => ({seconds_js})() >= 2", polling=100)
+    first = a.evaluate(seconds_js)
+    a.wait_for_function(f"(t) => ({seconds_js})() > t", arg=first, polling=100)
+    assert re.fullmatch(r"\d+:\d\d", a.text_content("[data-testid=call-timer]"))
     assert a_watch.errors == [] and b_watch.errors == []
 
 

@@ -1,14 +1,76 @@
-"""The lobby beyond the happy path: a phone-sized screen, the caller's own camera while it rings,
-and the missed-calls badge in the header."""
+"""The lobby beyond the happy path: calling someone offline, the keyboard, a phone-sized screen,
+the caller's own camera while it rings, and the missed-calls badge in the header."""
 
 import pytest
 
 from calls.models import Call
-from tests.e2e.calling import lobby, place_call, roster_user, wait_state
+from tests.e2e.calling import lobby, message, place_call, roster_user, wait_media_flowing, wait_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
+
+
+def focused_testid(page) -> str:
+    return page.evaluate("() => document.activeElement.dataset.testid || document.activeElement.tagName")
+
+
+def tab_to(page, selector: str, *, max_presses: int = 30) -> int:
+    """Press Tab until `selector` has the focus; how many presses it took."""
+    for presses in range(1, max_presses + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate("(sel) => document.activeElement === document.querySelector(sel)", selector):
+            return presses
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_calling_someone_offline_says_so(live_servers, redis_url, make_user, open_page):
+    """Alice calls Bob back from her history while he is not online: the call ends at once with
+    a message saying so, and the camera and microphone it opened are released."""
+    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
+    server = live_servers(redis_url=redis_url)
+    a, a_watch = open_page(server, alice, path="/?call=bob&media=video")
+
+    wait_state(a, "ended")
+    assert a.is_visible("[data-testid=call-message]")
+    assert message(a).endswith("is offline."), message(a)
+    assert message(a).lower().startswith("bob")
+    assert Call.objects.values_list("status", "end_reason").get() == ("missed", "offline")
+    a.wait_for_function("() => window.__localTracks.every((t) => t.readyState === 'ended')", polling=50)
+    assert a_watch.errors == []
+
+
+def test_the_lobby_by_keyboard(alice_and_bob):
+    """Tab reaches a roster call button and Enter dials; the focus goes to Cancel and Escape
+    cancels; the callee's focus is on Accept, so Enter answers; Enter on Hang up ends it."""
+    server, alice, bob, a, a_watch, b, b_watch = alice_and_bob()
+    a.wait_for_selector(roster_user(a, "bob"))
+
+    tab_to(a, f"{roster_user(a, 'bob')} [data-testid=call-audio]")
+    a.keyboard.press("Enter")
+    wait_state(a, "outgoing")
+    wait_state(b, "incoming")
+    assert focused_testid(a) == "cancel-call"
+    a.keyboard.press("Escape")
+    wait_state(a, "ended")
+    wait_state(b, "ended")
+    assert message(a) == "Call cancelled." and message(b) == "Alice cancelled the call."
+    assert focused_testid(a) == "roster-search"  # back where a new call starts
+
+    tab_to(a, f"{roster_user(a, 'bob')} [data-testid=call-video]", max_presses=3)
+    a.keyboard.press("Enter")
+    wait_state(b, "incoming")
+    assert focused_testid(b) == "accept-call"
+    b.keyboard.press("Enter")
+    wait_state(a, "active")
+    wait_state(b, "active")
+    wait_media_flowing(a)
+    assert focused_testid(b) == "hangup" and focused_testid(a) == "hangup"
+    b.keyboard.press("Enter")
+    wait_state(a, "ended")
+    wait_state(b, "ended")
+    assert Call.objects.filter(status="completed", end_reason="hangup").count() == 1
+    assert a_watch.errors == [] and b_watch.errors == []
 
 
 NO_SIDEWAYS_SCROLL_JS = "() => document.documentElement.scrollWidth <= window.innerWidth"
