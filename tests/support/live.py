@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 from django.conf import settings
@@ -39,13 +40,25 @@ def isolated_env(**extra: str) -> dict[str, str]:
     return {**base, **extra, **NO_DOT_ENV}
 
 
-# Short timings so tests about timeouts and dead workers finish in seconds.
+# Short timings so tests about timeouts and dead workers finish in seconds, with room for a
+# noisy 2-core machine: a janitor round (heartbeat) waits for the worker's one database thread,
+# and with a 2 s TTL a round 1.5 s late takes a user offline mid-test; a page that lost its
+# socket must reconnect, get `hello` and `resume` within the grace period.
 FAST_TIMINGS = {
     "PEERLINE_HEARTBEAT_INTERVAL_S": "0.5",
-    "PEERLINE_PRESENCE_TTL_S": "2",
-    "PEERLINE_DISCONNECT_GRACE_S": "2",
+    "PEERLINE_PRESENCE_TTL_S": "5",
+    "PEERLINE_DISCONNECT_GRACE_S": "5",
     "PEERLINE_RING_TIMEOUT_S": "30",
 }
+
+
+def redis_prefix() -> str:
+    """The channel-layer and presence prefix of this test's servers: their own, so they neither
+    hear a developer's server on the same Redis (127.0.0.1:6379 is used when it answers) nor an
+    earlier test's leftovers; every server one test starts shares it (a test passing its own
+    prefix in `env` wins)."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    return f"peerline-e2e-{os.getpid()}-{zlib.crc32(test.encode()):08x}"
 
 
 def test_database_url() -> str:
@@ -83,6 +96,8 @@ class DaphneServer:
             "DJANGO_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
             **FAST_TIMINGS,
+            "PEERLINE_CHANNEL_PREFIX": redis_prefix(),
+            "PEERLINE_PRESENCE_PREFIX": f"{redis_prefix()}:presence:",
             **(env or {}),
             **NO_DOT_ENV,
         }
