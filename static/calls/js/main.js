@@ -134,12 +134,16 @@ function onHello(hello) {
   }
 }
 
-/** I am in a call in another tab or window: say so, and place no call from here meanwhile. */
+const ELSEWHERE_TEXT = "You are in a call in another tab or window.";
+
+/** I am in a call in another tab or window: say so (unless a message about how this tab's own
+ * call ended is showing, e.g. "Answered on another device."), and place no call meanwhile. */
 function setElsewhere(callId) {
   const was = app.elsewhere;
   app.elsewhere = callId;
-  if (callId && !app.call) ui.setMessage("You are in a call in another tab or window.");
-  else if (was && !callId && !app.call) ui.setMessage(null);
+  const shown = ui.els.message.textContent;
+  if (callId && !app.call && !shown) ui.setMessage(ELSEWHERE_TEXT);
+  else if (was && !callId && !app.call && shown === ELSEWHERE_TEXT) ui.setMessage(null);
   renderRoster();
 }
 
