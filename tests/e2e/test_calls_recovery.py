@@ -164,20 +164,27 @@ def mute_reaches_the_other_side(muting, other) -> None:
     other.wait_for_selector("body[data-peer-audio=on]", state="attached")
 
 
-def test_a_silent_socket_is_replaced_in_time_and_the_call_goes_on(live_servers, redis_url, make_user, open_page):
-    """Alice's socket stays open but nothing comes through it any more (no close event, no
-    error): her page notices from its unanswered pings, drops the socket at once and opens a new
-    one well within the grace period; the call never stops decoding, stays active on both sides,
-    and the new socket carries its signalling both ways."""
+def call_with_alice_scripted(live_servers, redis_url, make_user, open_page, init_script):
+    """Alice (her page running `init_script` before its own code) in a call with Bob, media
+    flowing to Alice. Returns (alice's page, its watch, bob's page, its watch)."""
     alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
     server = live_servers(redis_url=redis_url)
     a, a_watch = open_page(server, alice, path=None)
-    a.context.add_init_script(SILENCER_JS)
+    a.context.add_init_script(init_script)
     a.goto("/")
     a.wait_for_selector("body[data-ws-state=open]")
     b, b_watch = lobby(open_page, server, bob)
     connect_call(a, b, "bob")
     wait_media_flowing(a)
+    return a, a_watch, b, b_watch
+
+
+def test_a_silent_socket_is_replaced_in_time_and_the_call_goes_on(live_servers, redis_url, make_user, open_page):
+    """Alice's socket stays open but nothing comes through it any more (no close event, no
+    error): her page notices from its unanswered pings, drops the socket at once and opens a new
+    one well within the grace period; the call never stops decoding, stays active on both sides,
+    and the new socket carries its signalling both ways."""
+    a, a_watch, b, b_watch = call_with_alice_scripted(live_servers, redis_url, make_user, open_page, SILENCER_JS)
     wait_media_flowing(b)
 
     remember_socket(a)
@@ -224,15 +231,7 @@ def test_the_network_going_away_and_back(live_servers, redis_url, make_user, ope
     event until the network is back). Her page notices from its pings, keeps retrying, and the
     moment the browser says `online` it opens a new socket (no backoff wait) and resumes; the media,
     peer to peer on loopback, never stops."""
-    alice, bob = make_user("alice", "Alice"), make_user("bob", "Bob")
-    server = live_servers(redis_url=redis_url)
-    a, a_watch = open_page(server, alice, path=None)
-    a.context.add_init_script(ONLINE_WATCH_JS)
-    a.goto("/")
-    a.wait_for_selector("body[data-ws-state=open]")
-    b, b_watch = lobby(open_page, server, bob)
-    connect_call(a, b, "bob")
-    wait_media_flowing(a)
+    a, a_watch, b, b_watch = call_with_alice_scripted(live_servers, redis_url, make_user, open_page, ONLINE_WATCH_JS)
 
     remember_socket(a)
     a.context.set_offline(True)
