@@ -350,12 +350,18 @@ async def test_a_tab_opened_during_a_call_knows_the_call_is_elsewhere_and_leaves
         await s.close()
 
 
-async def test_a_callee_tab_opened_while_the_phone_rings_rings_too_and_hears_the_outcome(people):
+async def ringing_with_a_late_tab(people):
+    """Alice calls Bob; Bob's first tab rings; then Bob opens another tab. -> alice, bob, late, id"""
     alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
     call_id = new_call_id()
     await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
     await bob.expect("invite", call_id=call_id)
     late = await open_socket(people["bob"], name="bob-late")
+    return alice, bob, late, call_id
+
+
+async def test_a_callee_tab_opened_while_the_phone_rings_rings_too_and_hears_the_outcome(people):
+    alice, bob, late, call_id = await ringing_with_a_late_tab(people)
     assert late.hello["call"]["state"] == "ringing" and late.hello["call"]["elsewhere"] is False
     # A page that reconnects while ringing may say `resume`: nothing to take over, no error.
     await late.send(type="resume", call_id=call_id)
@@ -368,11 +374,7 @@ async def test_a_callee_tab_opened_while_the_phone_rings_rings_too_and_hears_the
 
 
 async def test_a_callee_tab_opened_while_the_phone_rings_can_answer_and_the_first_tab_stops(people):
-    alice, bob = await open_socket(people["alice"]), await open_socket(people["bob"])
-    call_id = new_call_id()
-    await alice.send(type="invite", call_id=call_id, to="bob", media=["audio"])
-    await bob.expect("invite", call_id=call_id)
-    late = await open_socket(people["bob"], name="bob-late")
+    alice, bob, late, call_id = await ringing_with_a_late_tab(people)
     await late.send(type="accept", call_id=call_id)
     await late.expect("accepted", call_id=call_id, polite=True)
     await bob.expect("ended", call_id=call_id, reason="answered_elsewhere")
